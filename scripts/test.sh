@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# npm test: install what is missing, lint and type-check, start an isolated stack (profile
+# "test": its own ports and data, so a running `npm run up` is untouched), run every Jest
+# test against it, and stop what it started. Extra arguments go to Jest.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+source scripts/install.sh
+ensure_all
+
+log "lint and type-check"
+npx --no-install eslint --max-warnings 0 .
+npx --no-install prettier --check --log-level warn .
+npx --no-install tsc --noEmit -p tsconfig.json
+
+export BARGE_PROFILE=test
+# A stack left behind by an interrupted run is stopped and wiped: every run starts clean.
+bash scripts/stack.sh down >/dev/null 2>&1 || true
+rm -rf .barge/test
+trap 'bash scripts/stack.sh down' EXIT
+bash scripts/stack.sh up >/dev/null
+set -a
+source .barge/test/env
+set +a
+
+status=0
+npx --no-install jest --json --outputFile=.barge/test/jest-results.json "$@" || status=$?
+node -e '
+  const r = require(process.argv[1]);
+  console.log(`jest: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`);
+' .barge/test/jest-results.json || true
+exit $status

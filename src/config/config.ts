@@ -1,0 +1,208 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+/**
+ * Barge's whole configuration: one typed object, built once at process start from an
+ * optional YAML file (path in BARGE_CONFIG) overlaid by environment variables.
+ * Nothing else in the code base reads process.env; everything receives this object.
+ */
+
+const MB = 1024 * 1024;
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const nonEmpty = z.string().min(1);
+
+const upstreamSchema = z.object({
+  /** Name used in routing, the provider header and logs. */
+  name: z.string().regex(/^[a-zA-Z0-9_.-]+$/, 'letters, digits, "_", "." and "-" only'),
+  /** Base URL including the version prefix, e.g. https://api.openai.com/v1 */
+  baseUrl: z.url(),
+  /** Name of the environment variable holding the API key; never the key itself. */
+  apiKeyEnv: z.string().optional(),
+  /** Path of a file holding the API key (Docker/Kubernetes secrets). */
+  apiKeyFile: z.string().optional(),
+  headers: z.record(z.string(), z.string()).default({}),
+  timeoutMs: positiveInt.default(600_000),
+  /** Exact model names or wildcards ("gpt-4o*", "*") served by this upstream. */
+  models: z.array(nonEmpty).default(['*']),
+  /** Public model name -> the upstream's own model name. */
+  aliases: z.record(z.string(), z.string()).default({}),
+  /** Lower runs first among upstreams serving the same model (fallback order). */
+  priority: z.coerce.number().int().default(100),
+  limits: z
+    .object({
+      maxConcurrency: positiveInt.default(64),
+      requestsPerMinute: positiveInt.optional(),
+      tokensPerMinute: positiveInt.optional(),
+    })
+    .prefault({}),
+});
+
+export type UpstreamConfig = z.infer<typeof upstreamSchema>;
+
+const configSchema = z.object({
+  api: z
+    .object({
+      host: nonEmpty.default('127.0.0.1'),
+      port: port.default(8000),
+    })
+    .prefault({}),
+  postgres: z.object({
+    url: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
+    poolSize: positiveInt.default(10),
+  }),
+  temporal: z
+    .object({
+      address: nonEmpty.default('127.0.0.1:7233'),
+      namespace: nonEmpty.default('default'),
+      /** Queue for workflow tasks and bookkeeping activities. */
+      taskQueue: nonEmpty.default('barge-batches'),
+      /** Queue for the activities that call upstream models. */
+      upstreamTaskQueue: nonEmpty.default('barge-upstream'),
+      /** Seconds the worker waits for in-flight activities on SIGTERM. */
+      shutdownGraceSeconds: positiveInt.default(30),
+    })
+    .prefault({}),
+  storage: z.object({
+    endpoint: z.url(),
+    accessKey: nonEmpty,
+    secretKey: nonEmpty,
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid bucket name'),
+    region: nonEmpty.default('us-east-1'),
+  }),
+  limits: z
+    .object({
+      maxFileBytes: positiveInt.default(512 * MB),
+      maxBatchFileBytes: positiveInt.default(200 * MB),
+      maxRequestsPerBatch: positiveInt.default(50_000),
+      /** Default lifetime of uploaded batch input files (OpenAI: 30 days). */
+      batchFileTtlSeconds: positiveInt.default(30 * 24 * 3600),
+    })
+    .prefault({}),
+  batches: z
+    .object({
+      completionWindows: z
+        .array(z.string().regex(/^\d+[smhd]$/))
+        .min(1)
+        .default(['24h', '48h']),
+      /** Requests per chunk activity. */
+      chunkSize: positiveInt.default(200),
+      /** Chunk activities in flight per batch. */
+      chunkWindow: positiveInt.default(8),
+    })
+    .prefault({}),
+  upstreams: z.array(upstreamSchema).default([]),
+  /** When set and no upstream is configured, every model routes here (local runs, tests). */
+  simulatorUrl: z.url().optional(),
+  logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+});
+
+export type BargeConfig = z.infer<typeof configSchema>;
+
+/** Environment variable -> path in the configuration object. */
+export const ENV_VARS: Record<string, string> = {
+  BARGE_API_HOST: 'api.host',
+  BARGE_API_PORT: 'api.port',
+  BARGE_POSTGRES_URL: 'postgres.url',
+  BARGE_POSTGRES_POOL_SIZE: 'postgres.poolSize',
+  BARGE_TEMPORAL_ADDRESS: 'temporal.address',
+  BARGE_TEMPORAL_NAMESPACE: 'temporal.namespace',
+  BARGE_TEMPORAL_TASK_QUEUE: 'temporal.taskQueue',
+  BARGE_TEMPORAL_UPSTREAM_TASK_QUEUE: 'temporal.upstreamTaskQueue',
+  BARGE_WORKER_SHUTDOWN_GRACE_SECONDS: 'temporal.shutdownGraceSeconds',
+  BARGE_STORAGE_ENDPOINT: 'storage.endpoint',
+  BARGE_STORAGE_ACCESS_KEY: 'storage.accessKey',
+  BARGE_STORAGE_SECRET_KEY: 'storage.secretKey',
+  BARGE_STORAGE_BUCKET: 'storage.bucket',
+  BARGE_STORAGE_REGION: 'storage.region',
+  BARGE_MAX_FILE_BYTES: 'limits.maxFileBytes',
+  BARGE_MAX_BATCH_FILE_BYTES: 'limits.maxBatchFileBytes',
+  BARGE_MAX_REQUESTS_PER_BATCH: 'limits.maxRequestsPerBatch',
+  BARGE_BATCH_FILE_TTL_SECONDS: 'limits.batchFileTtlSeconds',
+  BARGE_COMPLETION_WINDOWS: 'batches.completionWindows',
+  BARGE_CHUNK_SIZE: 'batches.chunkSize',
+  BARGE_CHUNK_WINDOW: 'batches.chunkWindow',
+  BARGE_SIMULATOR_URL: 'simulatorUrl',
+  BARGE_LOG_LEVEL: 'logLevel',
+};
+
+const LIST_VARS = new Set(['BARGE_COMPLETION_WINDOWS']);
+
+export class ConfigError extends Error {}
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let node = target;
+  for (const key of keys.slice(0, -1)) {
+    if (typeof node[key] !== 'object' || node[key] === null) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[keys[keys.length - 1]] = value;
+}
+
+/** Builds and validates the configuration. Throws ConfigError naming every bad setting. */
+export function buildConfig(env: NodeJS.ProcessEnv = process.env): BargeConfig {
+  let raw: Record<string, unknown> = {};
+  const file = env.BARGE_CONFIG;
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`BARGE_CONFIG: cannot read ${file}: ${(err as Error).message}`);
+    }
+    try {
+      raw = (parseYaml(text) as Record<string, unknown>) ?? {};
+    } catch (err) {
+      throw new ConfigError(`BARGE_CONFIG: ${file} is not valid YAML: ${(err as Error).message}`);
+    }
+    if (typeof raw !== 'object' || Array.isArray(raw)) {
+      throw new ConfigError(`BARGE_CONFIG: ${file} must hold a mapping at the top level`);
+    }
+  }
+  for (const [name, path] of Object.entries(ENV_VARS)) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    setPath(raw, path, LIST_VARS.has(name) ? value.split(',').map((v) => v.trim()) : value);
+  }
+
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const byPath = Object.fromEntries(Object.entries(ENV_VARS).map(([k, v]) => [v, k]));
+    const problems = result.error.issues.map((issue) => {
+      const path = issue.path.join('.');
+      const envName = byPath[issue.path.slice(0, 2).join('.')];
+      const where = envName ? `${path} (${envName})` : path;
+      return `  - ${where}: ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
+  }
+  const config = result.data;
+  const names = new Set<string>();
+  for (const upstream of config.upstreams) {
+    if (names.has(upstream.name)) {
+      throw new ConfigError(`invalid configuration:\n  - upstreams: duplicate name "${upstream.name}"`);
+    }
+    names.add(upstream.name);
+  }
+  return config;
+}
+
+let loaded: BargeConfig | undefined;
+
+/** The process-wide configuration, loaded on first use. Entry points call this once at start. */
+export function loadConfig(): BargeConfig {
+  loaded ??= buildConfig();
+  return loaded;
+}
+
+/** Completion window ("24h") in milliseconds. */
+export function windowToMs(window: string): number {
+  const unit = window.slice(-1);
+  const n = Number(window.slice(0, -1));
+  const factor = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit];
+  if (!factor || !Number.isFinite(n)) throw new Error(`bad completion window ${window}`);
+  return n * factor;
+}

@@ -1,0 +1,44 @@
+import { Column, Entity, PrimaryColumn } from 'typeorm';
+
+export const FILE_PURPOSES = [
+  'batch',
+  'batch_output',
+  'user_data',
+  'fine-tune',
+  'assistants',
+  'vision',
+  'evals',
+] as const;
+export type FilePurpose = (typeof FILE_PURPOSES)[number];
+
+/** A stored file. The bytes live in object storage under `objectKey`. */
+@Entity('files')
+export class FileRecord {
+  @PrimaryColumn('text')
+  id!: string;
+
+  @Column('text', { name: 'tenant_id' })
+  tenantId!: string;
+
+  @Column('text')
+  filename!: string;
+
+  @Column('text')
+  purpose!: FilePurpose;
+
+  @Column('bigint', { transformer: { to: (v: number) => v, from: (v: string) => Number(v) } })
+  bytes!: number;
+
+  @Column('text', { name: 'object_key' })
+  objectKey!: string;
+
+  @Column('timestamptz', { name: 'created_at' })
+  createdAt!: Date;
+
+  @Column('timestamptz', { name: 'expires_at', nullable: true })
+  expiresAt!: Date | null;
+
+  /** Set when the API deleted it; the object may outlive the row while a batch still reads it. */
+  @Column('timestamptz', { name: 'deleted_at', nullable: true })
+  deletedAt!: Date | null;
+}

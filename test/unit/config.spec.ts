@@ -1,0 +1,102 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildConfig, ConfigError, windowToMs } from '../../src/config/config';
+
+const required = {
+  BARGE_POSTGRES_URL: 'postgres://u:p@db:5432/barge',
+  BARGE_STORAGE_ENDPOINT: 'http://minio:9000',
+  BARGE_STORAGE_ACCESS_KEY: 'ak',
+  BARGE_STORAGE_SECRET_KEY: 'sk',
+  BARGE_STORAGE_BUCKET: 'barge',
+};
+
+function yamlFile(text: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'barge-config-')), 'barge.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+describe('buildConfig', () => {
+  it('applies defaults for everything optional', () => {
+    const config = buildConfig(required);
+    expect(config.api).toEqual({ host: '127.0.0.1', port: 8000 });
+    expect(config.temporal.taskQueue).toBe('barge-batches');
+    expect(config.limits.maxFileBytes).toBe(512 * 1024 * 1024);
+    expect(config.limits.maxBatchFileBytes).toBe(200 * 1024 * 1024);
+    expect(config.limits.maxRequestsPerBatch).toBe(50_000);
+    expect(config.batches.completionWindows).toEqual(['24h', '48h']);
+  });
+
+  it('names every missing or bad setting with its environment variable', () => {
+    let error: unknown;
+    try {
+      buildConfig({
+        ...required,
+        BARGE_POSTGRES_URL: 'mysql://x',
+        BARGE_API_PORT: '99999',
+        BARGE_STORAGE_BUCKET: '',
+      });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message).toContain('BARGE_POSTGRES_URL');
+    expect(message).toContain('BARGE_API_PORT');
+    expect(message).toContain('storage.bucket');
+  });
+
+  it('fails when a required setting is missing', () => {
+    const { BARGE_STORAGE_SECRET_KEY: _omitted, ...rest } = required;
+    expect(() => buildConfig(rest)).toThrow(/storage\.secretKey/);
+  });
+
+  it('reads the YAML file and lets environment variables override it', () => {
+    const file = yamlFile(`
+api: { port: 9100 }
+batches: { completionWindows: [24h] }
+upstreams:
+  - name: openai
+    baseUrl: https://api.openai.com/v1
+    apiKeyEnv: OPENAI_API_KEY
+    models: ["gpt-4o*"]
+`);
+    const config = buildConfig({ ...required, BARGE_CONFIG: file, BARGE_API_PORT: '9200' });
+    expect(config.api.port).toBe(9200);
+    expect(config.batches.completionWindows).toEqual(['24h']);
+    expect(config.upstreams[0]).toMatchObject({ name: 'openai', models: ['gpt-4o*'], timeoutMs: 600_000 });
+  });
+
+  it('splits list variables', () => {
+    expect(
+      buildConfig({ ...required, BARGE_COMPLETION_WINDOWS: '24h, 1h' }).batches.completionWindows,
+    ).toEqual(['24h', '1h']);
+  });
+
+  it('rejects an unreadable or malformed file, naming it', () => {
+    expect(() => buildConfig({ ...required, BARGE_CONFIG: '/nonexistent/barge.yaml' })).toThrow(
+      /BARGE_CONFIG: cannot read \/nonexistent\/barge.yaml/,
+    );
+    expect(() => buildConfig({ ...required, BARGE_CONFIG: yamlFile('api: [unclosed') })).toThrow(
+      /not valid YAML/,
+    );
+  });
+
+  it('rejects duplicate upstream names', () => {
+    const file = yamlFile(`
+upstreams:
+  - { name: a, baseUrl: "http://127.0.0.1:1/v1" }
+  - { name: a, baseUrl: "http://127.0.0.1:2/v1" }
+`);
+    expect(() => buildConfig({ ...required, BARGE_CONFIG: file })).toThrow(/duplicate name "a"/);
+  });
+});
+
+describe('windowToMs', () => {
+  it('converts completion windows', () => {
+    expect(windowToMs('24h')).toBe(86_400_000);
+    expect(windowToMs('20s')).toBe(20_000);
+    expect(() => windowToMs('soon')).toThrow();
+  });
+});

@@ -1,0 +1,3 @@
+// Everything the worker's workflow bundle contains. Workflow code runs in Temporal's
+// deterministic sandbox: no Node built-ins, no I/O; activities do all of that.
+export { probeWorkflow } from './probe.workflow';
