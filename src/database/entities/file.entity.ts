@@ -41,4 +41,19 @@ export class FileRecord {
   /** Set when the API deleted it; the object may outlive the row while a batch still reads it. */
   @Column('timestamptz', { name: 'deleted_at', nullable: true })
   deletedAt!: Date | null;
+
+  /** Set once the stored object has been removed (by a delete or by the purge job). */
+  @Column('timestamptz', { name: 'purged_at', nullable: true })
+  purgedAt!: Date | null;
 }
+
+/** Purposes a client may upload; `batch_output` files are written by the system only. */
+export const UPLOADABLE_PURPOSES = [
+  'batch',
+  'user_data',
+  'fine-tune',
+  'assistants',
+  'vision',
+  'evals',
+] as const;
+export type UploadablePurpose = (typeof UPLOADABLE_PURPOSES)[number];

@@ -1,0 +1,37 @@
+import { CanActivate, ExecutionContext, Injectable, Logger } from '@nestjs/common';
+import type { Request } from 'express';
+import { unauthorized } from '../common/openai-error';
+import { bearerToken, isWellFormedApiKey, maskApiKey } from './api-key';
+import { ApiKeyStore } from './api-key-store';
+import { attachTenant } from './current-tenant.decorator';
+
+const NO_KEY =
+  "You didn't provide an API key. You need to provide your API key in an Authorization header " +
+  'using Bearer auth (i.e. Authorization: Bearer YOUR_KEY). Operators create keys with `barge keys create`.';
+
+/**
+ * Admits requests carrying a live API key (`Authorization: Bearer sk-barge-...`) and records
+ * their tenant for CurrentTenant(). Every /v1 controller uses it: @UseGuards(ApiKeyGuard).
+ */
+@Injectable()
+export class ApiKeyGuard implements CanActivate {
+  private readonly logger = new Logger('auth');
+
+  constructor(private readonly keys: ApiKeyStore) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const request = context.switchToHttp().getRequest<Request>();
+    const secret = bearerToken(request.headers.authorization);
+    if (!secret) throw unauthorized(NO_KEY);
+    // Something that cannot be a key is refused without a database round trip.
+    const found = isWellFormedApiKey(secret) ? await this.keys.authenticate(secret) : null;
+    // Unknown and revoked keys get the same answer: nothing tells a caller which it was.
+    if (!found) throw unauthorized(`Incorrect API key provided: ${maskApiKey(secret)}.`);
+    attachTenant(request, found.tenant);
+    // Bookkeeping only: a failure must not fail the request, nor delay it.
+    this.keys
+      .touch(found.keyId)
+      .catch((err: Error) => this.logger.warn(`could not record use of key ${found.keyId}: ${err.message}`));
+    return true;
+  }
+}

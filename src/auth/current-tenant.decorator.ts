@@ -1,0 +1,25 @@
+import { createParamDecorator, ExecutionContext } from '@nestjs/common';
+
+/** The tenant a request was authenticated as. */
+export interface AuthenticatedTenant {
+  id: string;
+  name: string;
+}
+
+// Keyed by the request object itself, so nothing needs to widen Express's Request type.
+const tenants = new WeakMap<object, AuthenticatedTenant>();
+
+/** Called by ApiKeyGuard once the key checks out. */
+export function attachTenant(request: object, tenant: AuthenticatedTenant): void {
+  tenants.set(request, tenant);
+}
+
+/** Injects the authenticated tenant into a handler of a controller guarded by ApiKeyGuard. */
+export const CurrentTenant = createParamDecorator(
+  (_data: unknown, context: ExecutionContext): AuthenticatedTenant => {
+    const tenant = tenants.get(context.switchToHttp().getRequest<object>());
+    // A programming error, not a client one: the route lacks @UseGuards(ApiKeyGuard).
+    if (!tenant) throw new Error('CurrentTenant() used on a route that ApiKeyGuard does not protect');
+    return tenant;
+  },
+);

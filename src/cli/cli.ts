@@ -1,0 +1,73 @@
+import { parseArgs } from 'node:util';
+import { ApiKeyStore } from '../auth/api-key-store';
+import { ConfigError, loadConfig } from '../config/config';
+import { connectDatabase } from '../database/data-source';
+import { CliIO, UsageError } from './io';
+import { keysCommand } from './keys.command';
+
+export const USAGE = `Usage: barge <command>
+
+  barge keys create --tenant NAME [--name LABEL]   create an API key (and the tenant if new);
+                                                   the key is printed once, as the last line
+  barge keys list [--tenant NAME] [--json]         list keys (never their secrets)
+  barge keys revoke KEY_ID                         revoke a key; its next request gets 401
+
+Configuration comes from BARGE_CONFIG and BARGE_* variables, as for the API (at least
+BARGE_POSTGRES_URL, BARGE_STORAGE_*). Exit codes: 0 ok, 1 failure, 2 bad usage or configuration.`;
+
+const OPTIONS = {
+  tenant: { type: 'string' },
+  name: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** Runs one CLI invocation and returns its exit code. */
+export async function runCli(argv: string[], io: CliIO): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    return usageError(io, (err as Error).message);
+  }
+  const [group, action, ...positionals] = parsed.positionals;
+  if (parsed.values.help || group === 'help') {
+    io.out(USAGE);
+    return 0;
+  }
+  if (group === undefined) return usageError(io, 'missing command');
+  if (group !== 'keys') return usageError(io, `unknown command "${group}"`);
+
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.err(`barge: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+
+  let db;
+  try {
+    db = await connectDatabase(config, 'barge-cli');
+  } catch (err) {
+    io.err(`barge: cannot connect to Postgres: ${(err as Error).message}`);
+    return 1;
+  }
+  try {
+    return await keysCommand(new ApiKeyStore(db), action ?? '', { ...parsed.values, positionals }, io);
+  } catch (err) {
+    if (err instanceof UsageError) return usageError(io, err.message);
+    io.err(`barge: ${(err as Error).message}`);
+    return 1;
+  } finally {
+    await db.destroy();
+  }
+}
+
+function usageError(io: CliIO, message: string): number {
+  io.err(`barge: ${message}\n\n${USAGE}`);
+  return 2;
+}

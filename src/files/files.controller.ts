@@ -1,0 +1,95 @@
+import { Controller, Delete, Get, HttpCode, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { pipeline } from 'node:stream/promises';
+import { ApiKeyGuard } from '../auth/api-key.guard';
+import { AuthenticatedTenant, CurrentTenant } from '../auth/current-tenant.decorator';
+import { ListObject, parsePageQuery, single, toListObject } from '../common/pagination';
+import { parseRange, rangeNotSatisfiable } from './byte-range';
+import { contentTypeOf, FileStore } from './file-store';
+import { FileUploadService } from './file-upload.service';
+import { DeletedFileObject, FileObject, toDeletedFileObject, toFileObject } from './file.presenter';
+
+/** OpenAI allows up to 10,000 files per page and returns that many by default. */
+const PAGE = { defaultLimit: 10_000, maxLimit: 10_000 };
+
+@Controller('v1/files')
+@UseGuards(ApiKeyGuard)
+export class FilesController {
+  constructor(
+    private readonly files: FileStore,
+    private readonly uploads: FileUploadService,
+  ) {}
+
+  @Post()
+  @HttpCode(200)
+  async upload(@CurrentTenant() tenant: AuthenticatedTenant, @Req() req: Request): Promise<FileObject> {
+    return toFileObject(await this.uploads.upload(tenant.id, req));
+  }
+
+  @Get()
+  async list(
+    @CurrentTenant() tenant: AuthenticatedTenant,
+    @Query() query: Record<string, unknown>,
+  ): Promise<ListObject<FileObject>> {
+    const page = parsePageQuery(query, PAGE);
+    return toListObject(await this.files.list(tenant.id, page, single(query, 'purpose')), toFileObject);
+  }
+
+  @Get(':id')
+  async retrieve(@CurrentTenant() tenant: AuthenticatedTenant, @Param('id') id: string): Promise<FileObject> {
+    return toFileObject(await this.files.get(tenant.id, id));
+  }
+
+  @Delete(':id')
+  async remove(
+    @CurrentTenant() tenant: AuthenticatedTenant,
+    @Param('id') id: string,
+  ): Promise<DeletedFileObject> {
+    await this.files.delete(tenant.id, id);
+    return toDeletedFileObject(id);
+  }
+
+  /**
+   * The bytes, streamed from storage. Supports one HTTP range per request so large downloads
+   * can resume; the id doubles as a strong ETag since a file's content never changes.
+   */
+  @Get(':id/content')
+  async content(
+    @CurrentTenant() tenant: AuthenticatedTenant,
+    @Param('id') id: string,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
+    const file = await this.files.get(tenant.id, id);
+    const etag = `"${file.id}"`;
+    const ifRange = req.headers['if-range'];
+    // A stale If-Range validator means "send it all" (RFC 9110 §13.1.5).
+    const wanted =
+      ifRange === undefined || ifRange === etag ? parseRange(req.headers.range, file.bytes) : null;
+    if (wanted?.kind === 'unsatisfiable') throw rangeNotSatisfiable(file.bytes);
+    const range = wanted?.kind === 'partial' ? wanted.range : undefined;
+
+    // HEAD (download managers probing size and range support) needs no bytes from storage.
+    const body = req.method === 'HEAD' ? undefined : await this.files.open(file, range);
+    res.status(range ? 206 : 200);
+    res.attachment(file.filename);
+    res.set({
+      'Content-Type': contentTypeOf(file.filename),
+      'Content-Length': String(range ? range.end - range.start + 1 : file.bytes),
+      'Accept-Ranges': 'bytes',
+      ETag: etag,
+      ...(range && { 'Content-Range': `bytes ${range.start}-${range.end}/${file.bytes}` }),
+    });
+    if (!body) {
+      res.end();
+      return;
+    }
+    try {
+      await pipeline(body, res);
+    } catch (err) {
+      // The client hung up mid-download: nothing to answer, nothing to log.
+      if ((err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') return;
+      throw err;
+    }
+  }
+}
