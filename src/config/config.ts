@@ -14,6 +14,12 @@ const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
 const nonEmpty = z.string().min(1);
 
+const modelLimitsSchema = z.object({
+  maxConcurrency: positiveInt.optional(),
+  requestsPerMinute: positiveInt.optional(),
+  tokensPerMinute: positiveInt.optional(),
+});
+
 const upstreamSchema = z.object({
   /** Name used in routing, the provider header and logs. */
   name: z.string().regex(/^[a-zA-Z0-9_.-]+$/, 'letters, digits, "_", "." and "-" only'),
@@ -36,6 +42,8 @@ const upstreamSchema = z.object({
       maxConcurrency: positiveInt.default(64),
       requestsPerMinute: positiveInt.optional(),
       tokensPerMinute: positiveInt.optional(),
+      /** Tighter limits for single models, keyed by the upstream's own model name (after aliases). */
+      models: z.record(z.string(), modelLimitsSchema).default({}),
     })
     .prefault({}),
 });
@@ -91,9 +99,29 @@ const configSchema = z.object({
       chunkSize: positiveInt.default(200),
       /** Chunk activities in flight per batch. */
       chunkWindow: positiveInt.default(8),
+      /** Requests in flight per chunk activity (upstream limits still apply on top). */
+      chunkConcurrency: positiveInt.default(32),
     })
     .prefault({}),
   upstreams: z.array(upstreamSchema).default([]),
+  /** How the upstream gateway retries, fails over and shares limits (src/upstreams/). */
+  routing: z
+    .object({
+      /** Attempts per request in all, counting those made before a worker restart. */
+      maxAttempts: positiveInt.default(8),
+      /** Backoff before retry n is random(0, min(backoffMaxMs, backoffBaseMs * 2^(n-1))). */
+      backoffBaseMs: positiveInt.default(500),
+      backoffMaxMs: positiveInt.default(60_000),
+      /** Longer Retry-After values are cut to this. */
+      retryAfterMaxMs: positiveInt.default(300_000),
+      /** Consecutive connection errors, timeouts or 5xx after which an upstream's circuit opens. */
+      breakerThreshold: positiveInt.default(5),
+      /** How long an open circuit sends nothing before one probe request is let through. */
+      breakerCooldownMs: positiveInt.default(15_000),
+      /** How often each worker renews and rebalances its share of the concurrency limits. */
+      leaseRefreshMs: positiveInt.default(1_000),
+    })
+    .prefault({}),
   /** When set and no upstream is configured, every model routes here (local runs, tests). */
   simulatorUrl: z.url().optional(),
   logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
@@ -124,6 +152,7 @@ export const ENV_VARS: Record<string, string> = {
   BARGE_COMPLETION_WINDOWS: 'batches.completionWindows',
   BARGE_CHUNK_SIZE: 'batches.chunkSize',
   BARGE_CHUNK_WINDOW: 'batches.chunkWindow',
+  BARGE_CHUNK_CONCURRENCY: 'batches.chunkConcurrency',
   BARGE_SIMULATOR_URL: 'simulatorUrl',
   BARGE_LOG_LEVEL: 'logLevel',
 };

@@ -1,0 +1,91 @@
+import type { Clock } from './clock';
+
+export type BreakerState = 'closed' | 'open' | 'half-open';
+
+/** What one attempt says about the upstream's health. */
+export type Health = 'healthy' | 'unhealthy' | 'unknown';
+
+/** Leave to send one request; hand it back to record() with the outcome. */
+export interface BreakerPass {
+  readonly probe: boolean;
+}
+
+const NORMAL: BreakerPass = Object.freeze({ probe: false });
+
+/** How soon to look again while another request is probing a half-open circuit. */
+const PROBE_POLL_MS = 100;
+
+/**
+ * Per-process circuit breaker of one upstream. Closed: everything passes; `threshold`
+ * consecutive unhealthy attempts (connection errors, timeouts, 5xx) open it. Open: nothing
+ * passes for `cooldownMs`, so traffic moves to the next upstream serving the model. Then
+ * half-open: a single probe passes; its success closes the circuit, its failure reopens it.
+ * Per process rather than shared: each worker learns of an outage after a handful of its
+ * own requests, which costs less than a database round trip per attempt.
+ */
+export class CircuitBreaker {
+  private failures = 0;
+  private openedAt: number | null = null;
+  private probing = false;
+
+  constructor(
+    private readonly threshold: number,
+    private readonly cooldownMs: number,
+    private readonly clock: Clock,
+    private readonly onChange: (state: 'open' | 'closed', failures: number) => void = () => undefined,
+  ) {}
+
+  get state(): BreakerState {
+    if (this.openedAt === null) return 'closed';
+    return this.clock.now() - this.openedAt >= this.cooldownMs ? 'half-open' : 'open';
+  }
+
+  /** Whether a request could pass now, without claiming the half-open probe. */
+  available(): boolean {
+    const state = this.state;
+    return state === 'closed' || (state === 'half-open' && !this.probing);
+  }
+
+  /** Leave to send one request now, or null while open (or while another request probes). */
+  tryPass(): BreakerPass | null {
+    const state = this.state;
+    if (state === 'closed') return NORMAL;
+    if (state === 'half-open' && !this.probing) {
+      this.probing = true;
+      return { probe: true };
+    }
+    return null;
+  }
+
+  /** Epoch ms at which tryPass() may next succeed. */
+  retryAt(): number {
+    if (this.openedAt === null) return this.clock.now();
+    const halfOpenAt = this.openedAt + this.cooldownMs;
+    return this.probing ? Math.max(halfOpenAt, this.clock.now() + PROBE_POLL_MS) : halfOpenAt;
+  }
+
+  record(pass: BreakerPass, health: Health): void {
+    if (pass.probe) {
+      this.probing = false;
+      if (health === 'healthy') this.close();
+      else if (health === 'unhealthy') this.open();
+      return;
+    }
+    // Answers to requests let through before the circuit opened say nothing about now.
+    if (this.openedAt !== null) return;
+    if (health === 'healthy') this.failures = 0;
+    else if (health === 'unhealthy' && ++this.failures >= this.threshold) this.open();
+  }
+
+  private open(): void {
+    const wasClosed = this.openedAt === null;
+    this.openedAt = this.clock.now();
+    if (wasClosed) this.onChange('open', this.failures);
+  }
+
+  private close(): void {
+    this.failures = 0;
+    this.openedAt = null;
+    this.onChange('closed', 0);
+  }
+}

@@ -1,0 +1,37 @@
+import { inspect } from 'node:util';
+
+const REDACTED = '[redacted]';
+
+/**
+ * A credential that stays out of logs, JSON and error messages by construction: only
+ * reveal() yields the value, and it is called in exactly one place (building the request
+ * headers). Everything an upstream says back passes through redact().
+ */
+export class Secret {
+  readonly #value: string;
+
+  constructor(value: string) {
+    this.#value = value;
+  }
+
+  reveal(): string {
+    return this.#value;
+  }
+
+  /** Replaces every occurrence of the secret in `text`. */
+  redact(text: string): string {
+    return text.includes(this.#value) ? text.split(this.#value).join(REDACTED) : text;
+  }
+
+  toString(): string {
+    return REDACTED;
+  }
+
+  toJSON(): string {
+    return REDACTED;
+  }
+
+  [inspect.custom](): string {
+    return `Secret(${REDACTED})`;
+  }
+}

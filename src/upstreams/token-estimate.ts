@@ -1,0 +1,51 @@
+/**
+ * Token counts for the tokens-per-minute limits: an estimate before sending (there is no
+ * tokenizer here) and the upstream's own count afterwards, which corrects the estimate.
+ */
+
+const CHARS_PER_TOKEN = 4;
+
+/** Where a request's input text lives, across the five batch endpoints. */
+const INPUT_FIELDS = ['messages', 'prompt', 'input', 'instructions'];
+
+/** The output budget a request grants itself, first match wins. */
+const OUTPUT_FIELDS = ['max_completion_tokens', 'max_tokens', 'max_output_tokens'];
+
+/** About chars/4 of the input text (token-id arrays count one each) plus the output budget. */
+export function estimateTokens(body: Record<string, unknown>): number {
+  let chars = 0;
+  let tokens = 0;
+  const walk = (value: unknown): void => {
+    if (typeof value === 'string') chars += value.length;
+    else if (typeof value === 'number') tokens += 1;
+    else if (Array.isArray(value)) value.forEach(walk);
+    else if (typeof value === 'object' && value !== null) Object.values(value).forEach(walk);
+  };
+  for (const field of INPUT_FIELDS) walk(body[field]);
+
+  let output = 0;
+  for (const field of OUTPUT_FIELDS) {
+    const value = body[field];
+    if (typeof value === 'number' && value > 0) {
+      output = value;
+      break;
+    }
+  }
+  const n = typeof body.n === 'number' && body.n > 1 ? Math.floor(body.n) : 1;
+  return Math.max(1, Math.ceil(chars / CHARS_PER_TOKEN) + tokens + output * n);
+}
+
+const num = (value: unknown): number | null => (typeof value === 'number' && value >= 0 ? value : null);
+
+/** Tokens the upstream reports in `usage` (chat/completions/embeddings or responses shape). */
+export function reportedTokens(body: unknown): number | null {
+  if (typeof body !== 'object' || body === null) return null;
+  const usage = (body as { usage?: unknown }).usage;
+  if (typeof usage !== 'object' || usage === null) return null;
+  const u = usage as Record<string, unknown>;
+  const total = num(u.total_tokens);
+  if (total !== null) return total;
+  const input = num(u.prompt_tokens) ?? num(u.input_tokens);
+  const output = num(u.completion_tokens) ?? num(u.output_tokens) ?? 0;
+  return input === null ? null : input + output;
+}

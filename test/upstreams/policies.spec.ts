@@ -1,0 +1,155 @@
+import { AdaptiveConcurrency } from '../../src/upstreams/adaptive-concurrency';
+import { CircuitBreaker } from '../../src/upstreams/circuit-breaker';
+import type { Clock } from '../../src/upstreams/clock';
+import { retryAfterMs, RetryPolicy, verdictFor } from '../../src/upstreams/retry-policy';
+import { estimateTokens, reportedTokens } from '../../src/upstreams/token-estimate';
+import { configWith } from './support';
+
+class FakeClock implements Clock {
+  constructor(public time = 1_000_000) {}
+  now(): number {
+    return this.time;
+  }
+}
+
+describe('retry policy', () => {
+  it('retries 408, 409, 429 and 5xx; other answers are final; x-should-retry wins', () => {
+    expect([200, 201].map((s) => verdictFor(s, undefined))).toEqual(['success', 'success']);
+    expect([408, 409, 429, 500, 502, 503, 504].map((s) => verdictFor(s, undefined))).toEqual(
+      Array(7).fill('retry'),
+    );
+    expect([400, 401, 403, 404, 413, 422].map((s) => verdictFor(s, undefined))).toEqual(
+      Array(6).fill('final'),
+    );
+    expect(verdictFor(409, 'false')).toBe('final');
+    expect(verdictFor(400, 'true')).toBe('retry');
+    expect(verdictFor(200, 'true')).toBe('success');
+  });
+
+  it('reads retry-after-ms, retry-after seconds and retry-after dates', () => {
+    const now = Date.parse('2025-01-01T00:00:00Z');
+    expect(retryAfterMs({ 'retry-after-ms': '250', 'retry-after': '1' }, now)).toBe(250);
+    expect(retryAfterMs({ 'retry-after': '2' }, now)).toBe(2000);
+    expect(retryAfterMs({ 'retry-after': '0.5' }, now)).toBe(500);
+    expect(retryAfterMs({ 'retry-after': 'Wed, 01 Jan 2025 00:00:03 GMT' }, now)).toBe(3000);
+    expect(retryAfterMs({ 'retry-after': 'Tue, 31 Dec 2024 00:00:00 GMT' }, now)).toBe(0);
+    expect(retryAfterMs({ 'retry-after': 'soon' }, now)).toBeNull();
+    expect(retryAfterMs({}, now)).toBeNull();
+  });
+
+  it('backs off exponentially with full jitter, capped, and never below Retry-After (itself capped)', () => {
+    const routing = configWith({
+      routing: { backoffBaseMs: 100, backoffMaxMs: 1000, retryAfterMaxMs: 5000 },
+    }).routing;
+    const high = new RetryPolicy(routing, () => 0.999999);
+    expect([1, 2, 3, 4, 5, 40].map((n) => high.delayMs(n, null))).toEqual([99, 199, 399, 799, 999, 999]);
+    const low = new RetryPolicy(routing, () => 0);
+    expect(low.delayMs(3, null)).toBe(0);
+    expect(low.delayMs(3, 700)).toBe(700);
+    expect(high.delayMs(1, 50)).toBe(99);
+    expect(low.delayMs(1, 60_000)).toBe(5000);
+  });
+});
+
+describe('circuit breaker', () => {
+  it('opens after consecutive failures, half-opens for one probe after the cool-down, and closes on its success', () => {
+    const clock = new FakeClock();
+    const changes: string[] = [];
+    const breaker = new CircuitBreaker(3, 1000, clock, (state) => changes.push(state));
+    const fail = (): void => breaker.record(breaker.tryPass()!, 'unhealthy');
+
+    fail();
+    fail();
+    breaker.record(breaker.tryPass()!, 'healthy'); // a success resets the count
+    fail();
+    fail();
+    expect(breaker.state).toBe('closed');
+    fail();
+    expect(breaker.state).toBe('open');
+    expect(breaker.tryPass()).toBeNull();
+    expect(breaker.retryAt()).toBe(clock.time + 1000);
+
+    clock.time += 1000;
+    expect(breaker.state).toBe('half-open');
+    const probe = breaker.tryPass()!;
+    expect(probe.probe).toBe(true);
+    expect(breaker.tryPass()).toBeNull(); // one probe at a time
+    expect(breaker.available()).toBe(false);
+    breaker.record(probe, 'unhealthy');
+    expect(breaker.state).toBe('open');
+
+    clock.time += 1000;
+    const second = breaker.tryPass()!;
+    breaker.record(second, 'unknown'); // an aborted probe decides nothing
+    expect(breaker.state).toBe('half-open');
+    breaker.record(breaker.tryPass()!, 'healthy');
+    expect(breaker.state).toBe('closed');
+    expect(changes).toEqual(['open', 'closed']);
+  });
+
+  it('ignores answers to requests let through before the circuit opened', () => {
+    const clock = new FakeClock();
+    const breaker = new CircuitBreaker(1, 1000, clock);
+    const early = breaker.tryPass()!;
+    breaker.record(breaker.tryPass()!, 'unhealthy');
+    expect(breaker.state).toBe('open');
+    breaker.record(early, 'healthy');
+    expect(breaker.state).toBe('open');
+  });
+});
+
+describe('adaptive concurrency', () => {
+  it('halves on overload once per round trip and grows back by one per limit successes', () => {
+    const clock = new FakeClock();
+    const pacing = new AdaptiveConcurrency(16, clock);
+    const sentBefore = clock.time - 10;
+    pacing.onOverload(sentBefore);
+    expect(pacing.limit).toBe(8);
+    // The rest of the same burst of 429s carries no news.
+    pacing.onOverload(sentBefore);
+    pacing.onOverload(sentBefore);
+    expect(pacing.limit).toBe(8);
+    clock.time += 100;
+    pacing.onOverload(clock.time);
+    expect(pacing.limit).toBe(4);
+    for (let i = 0; i < 5; i++) pacing.onSuccess();
+    expect(pacing.limit).toBe(5);
+    for (let i = 0; i < 1000; i++) pacing.onSuccess();
+    expect(pacing.limit).toBe(16);
+    for (let i = 0; i < 10; i++) {
+      clock.time += 100;
+      pacing.onOverload(clock.time);
+    }
+    expect(pacing.limit).toBe(1);
+  });
+});
+
+describe('token estimates', () => {
+  it('counts about four characters a token of the input, plus the output budget', () => {
+    const chat = {
+      model: 'gpt-4o',
+      messages: [
+        { role: 'system', content: 'x'.repeat(40) },
+        { role: 'user', content: [{ type: 'text', text: 'y'.repeat(30) }] },
+      ],
+      max_completion_tokens: 100,
+    };
+    // 'system' + 40 + 'user' + 'text' + 30 = 84 characters: 21 tokens.
+    expect(estimateTokens(chat)).toBe(121);
+    expect(estimateTokens({ model: 'm', prompt: 'a'.repeat(8), max_tokens: 10, n: 3 })).toBe(32);
+    expect(estimateTokens({ model: 'm', prompt: [1, 2, 3] })).toBe(3);
+    expect(estimateTokens({ model: 'm', input: ['abcd', 'efgh'] })).toBe(2);
+    expect(estimateTokens({ model: 'm', input: 'hi', instructions: 'be terse', max_output_tokens: 5 })).toBe(
+      8,
+    );
+    expect(estimateTokens({ model: 'm' })).toBe(1);
+  });
+
+  it('reads the reported usage of every endpoint shape', () => {
+    expect(reportedTokens({ usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 } })).toBe(15);
+    expect(reportedTokens({ usage: { input_tokens: 7, output_tokens: 3 } })).toBe(10);
+    expect(reportedTokens({ usage: { prompt_tokens: 4 } })).toBe(4);
+    expect(reportedTokens({ results: [] })).toBeNull();
+    expect(reportedTokens('text')).toBeNull();
+  });
+});
