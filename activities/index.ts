@@ -1,3 +1,7 @@
+import { createDispatchActivities } from './batch/dispatch-chunk.activity';
+import { createFinalizeActivities } from './batch/finalize.activity';
+import { createStatusActivities } from './batch/status.activity';
+import { createValidateActivities } from './batch/validate-input.activity';
 import type { ActivityDeps } from './deps';
 import { createProbeActivities } from './probe.activities';
 
@@ -7,6 +11,10 @@ export type { ActivityDeps } from './deps';
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createProbeActivities(deps),
+    ...createValidateActivities(deps),
+    ...createDispatchActivities(deps),
+    ...createFinalizeActivities(deps),
+    ...createStatusActivities(deps),
   };
 }
 

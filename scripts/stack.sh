@@ -50,6 +50,7 @@ EOF
     # Short windows and small chunks let the tests exercise expiry and chunking quickly.
     cat >>"$DIR/env" <<EOF
 BARGE_COMPLETION_WINDOWS=24h,48h,20s
+BARGE_CHUNK_SIZE=50
 BARGE_WORKER_SHUTDOWN_GRACE_SECONDS=5
 BARGE_TEST_MINIO_BIN=$(minio_bin)
 EOF
@@ -153,7 +154,8 @@ stop_postgres() {
 start_temporal() {
   local args=(server start-dev --ip "$HOST" --port "$TEMPORAL_PORT" --ui-port "$UI_PORT"
     --db-filename "$DIR/temporal.db" --namespace default --log-level warn)
-  [[ "$PROFILE" == test ]] && args+=(--headless)
+  # Tests: no UI, and continue-as-new suggested after 150 events so ordinary batches cross runs.
+  [[ "$PROFILE" == test ]] && args+=(--headless --dynamic-config-value limit.historyCount.suggestContinueAsNew=150)
   for sa in "${SEARCH_ATTRIBUTES[@]}"; do args+=(--search-attribute "$sa=Keyword"); done
   if is_running temporal start-dev; then log "temporal already running"; return; fi
   require_free_port temporal "$TEMPORAL_PORT"
@@ -185,7 +187,7 @@ start_node() {
 
 build() {
   log "building (tsc)"
-  (cd "$ROOT" && npx --no-install tsc -p tsconfig.build.json)
+  (cd "$ROOT" && npm run --silent build)
 }
 
 infra() {

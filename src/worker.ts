@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { createActivities } from '../activities';
 import { ConfigError, loadConfig } from './config/config';
 import { connectDatabase } from './database/data-source';
+import { FileStore } from './files/file-store';
 import { MinioStorage } from './storage/minio-storage';
+import { HttpUpstreamGateway } from './upstreams/gateway';
 
 /**
  * The worker process: runs batch workflows and their activities. No HTTP server.
@@ -28,7 +30,9 @@ async function main(): Promise<void> {
   const db = await connectDatabase(config, 'barge-worker');
   const storage = new MinioStorage(config.storage);
   await storage.ensureBucket();
-  const activities = createActivities({ config, db, storage });
+  const files = new FileStore(db, storage, config);
+  const gateway = new HttpUpstreamGateway(config, db);
+  const activities = createActivities({ config, db, storage, files, gateway });
   const connection = await NativeConnection.connect({ address: config.temporal.address });
 
   // A bundle prepared at build time starts in milliseconds; otherwise bundle now (a few seconds).
@@ -52,6 +56,9 @@ async function main(): Promise<void> {
     taskQueue: config.temporal.upstreamTaskQueue,
     activities,
     shutdownGraceTime,
+    // Cancellation reaches an activity only with a heartbeat's answer; by default heartbeats
+    // wait 0.8 x heartbeatTimeout (16 s), so a cancelled batch would keep calling upstream.
+    maxHeartbeatThrottleInterval: '1 second',
   });
 
   console.log(
@@ -60,6 +67,7 @@ async function main(): Promise<void> {
   // Runtime turns SIGINT/SIGTERM into a graceful shutdown: polling stops, in-flight activities
   // get shutdownGraceTime to finish (chunks record results as they go, so a retry resumes).
   await Promise.all([orchestration.run(), upstream.run()]);
+  await gateway.close();
   await connection.close();
   await db.destroy();
   console.log('barge-worker: stopped');

@@ -1,3 +1,4 @@
 // Everything the worker's workflow bundle contains. Workflow code runs in Temporal's
 // deterministic sandbox: no Node built-ins, no I/O; activities do all of that.
+export { batchWorkflow } from './batch.workflow';
 export { probeWorkflow } from './probe.workflow';

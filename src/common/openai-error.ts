@@ -108,7 +108,8 @@ function fromMiddlewareError(err: unknown): OpenAIError | undefined {
 
 export function toOpenAIError(err: unknown): OpenAIError {
   if (err instanceof OpenAIError) return err;
-  if (err instanceof HttpException) return fromHttpException(err);
+  // Nest wraps body-parser failures in a BadRequestException; the original says what it was.
+  if (err instanceof HttpException) return fromMiddlewareError(err.cause) ?? fromHttpException(err);
   return (
     fromMiddlewareError(err) ??
     new OpenAIError(500, 'The server had an error while processing your request.', 'server_error')

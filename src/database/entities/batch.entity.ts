@@ -50,6 +50,10 @@ export class BatchRecord {
   @Column('text', { nullable: true })
   provider!: string | null;
 
+  /** The client's Idempotency-Key header on create, if it sent one. */
+  @Column('text', { name: 'idempotency_key', nullable: true })
+  idempotencyKey!: string | null;
+
   @Column('text', { name: 'output_file_id', nullable: true })
   outputFileId!: string | null;
 

@@ -52,6 +52,7 @@ export class InitialSchema1763700000000 implements MigrationInterface {
         status text NOT NULL CHECK (status IN
           ('validating','failed','in_progress','finalizing','completed','expired','cancelling','cancelled')),
         provider text,
+        idempotency_key text,
         output_file_id text REFERENCES files(id),
         error_file_id text REFERENCES files(id),
         errors jsonb,
@@ -76,13 +77,19 @@ export class InitialSchema1763700000000 implements MigrationInterface {
       )`);
     await q.query(`CREATE INDEX batches_tenant_created ON batches (tenant_id, created_at DESC, id DESC)`);
     await q.query(`CREATE INDEX batches_input_file ON batches (input_file_id)`);
-    // Where each chunk of a batch's input file starts, so a chunk activity reads only its bytes.
+    // A create retried with the same Idempotency-Key returns the first batch instead of a second.
+    await q.query(
+      `CREATE UNIQUE INDEX batches_idempotency ON batches (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL`,
+    );
+    // Where each chunk of a batch's input file lies, so a chunk activity reads only its bytes.
+    // line_count spans physical lines (blank ones included); request_count counts requests.
     await q.query(`
       CREATE TABLE batch_chunks (
         batch_id text NOT NULL REFERENCES batches(id) ON DELETE CASCADE,
         idx integer NOT NULL,
         first_line integer NOT NULL,
         line_count integer NOT NULL,
+        request_count integer NOT NULL,
         byte_start bigint NOT NULL,
         byte_end bigint NOT NULL,
         PRIMARY KEY (batch_id, idx)

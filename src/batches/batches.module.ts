@@ -1,0 +1,12 @@
+import { Module } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module';
+import { FilesModule } from '../files/files.module';
+import { BatchesController } from './batches.controller';
+import { BatchesService } from './batches.service';
+
+@Module({
+  imports: [AuthModule, FilesModule],
+  controllers: [BatchesController],
+  providers: [BatchesService],
+})
+export class BatchesModule {}

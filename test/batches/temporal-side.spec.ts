@@ -1,0 +1,102 @@
+import { Client, Connection } from '@temporalio/client';
+import OpenAI from 'openai';
+import { BatchStatusKey, EndpointKey, ModelKey, TenantIdKey } from '../../workflows/search-attributes';
+import { createTenantKey, openaiFor } from '../support/api';
+import { chatLine, results, uploadJsonl, waitForStatus } from '../support/batches';
+import { stackConfig, waitFor } from '../support/stack';
+
+/** What an operator sees and does in the Temporal Web UI. */
+describe('batches in Temporal', () => {
+  const config = stackConfig();
+  let connection: Connection;
+  let temporal: Client;
+  let client: OpenAI;
+
+  beforeAll(async () => {
+    connection = await Connection.connect({ address: config.temporal.address });
+    temporal = new Client({ connection, namespace: config.temporal.namespace });
+    client = openaiFor(await createTenantKey(`temporal-side-${Date.now()}`));
+  });
+  afterAll(() => connection.close());
+
+  it('makes each batch findable by status, tenant, model and endpoint', async () => {
+    const file = await uploadJsonl(client, [chatLine('sa-1'), chatLine('sa-2')]);
+    const created = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+    });
+    await waitForStatus(client, created.id, ['completed']);
+    const description = await waitFor('search attributes', async () => {
+      const d = await temporal.workflow.getHandle(created.id).describe();
+      return d.typedSearchAttributes.get(BatchStatusKey) === 'completed' ? d : undefined;
+    });
+    expect(description.typedSearchAttributes.get(EndpointKey)).toBe('/v1/chat/completions');
+    expect(description.typedSearchAttributes.get(ModelKey)).toBe('gpt-4o-mini');
+    expect(description.typedSearchAttributes.get(TenantIdKey)).toEqual(expect.any(String));
+
+    const tenant = description.typedSearchAttributes.get(TenantIdKey);
+    const found = await waitFor('visibility', async () => {
+      const ids: string[] = [];
+      for await (const wf of temporal.workflow.list({
+        query: `TenantId = "${tenant}" AND BatchStatus = "completed"`,
+      })) {
+        ids.push(wf.workflowId);
+      }
+      return ids.includes(created.id) ? ids : undefined;
+    });
+    expect(found).toContain(created.id);
+  });
+
+  it('continues as new when history grows, keeping the clock and every request exactly once', async () => {
+    // The test stack suggests continue-as-new after 150 events and cuts chunks of 50 requests.
+    const n = 2_500;
+    const file = await uploadJsonl(
+      client,
+      Array.from({ length: n }, (_, i) => chatLine(`can-${i}`)),
+    );
+    const created = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+    });
+    const batch = await waitForStatus(client, created.id, ['completed', 'failed'], 120_000);
+    expect(batch.status).toBe('completed');
+    expect(batch.expires_at).toBe(created.expires_at);
+    const { ids, duplicates, count } = await results(client, batch);
+    expect(duplicates).toEqual([]);
+    expect([count, ids.size]).toEqual([n, n]);
+
+    const runs: string[] = [];
+    for await (const wf of temporal.workflow.list({ query: `WorkflowId = "${created.id}"` }))
+      runs.push(wf.status.name);
+    expect(runs.filter((s) => s === 'CONTINUED_AS_NEW').length).toBeGreaterThanOrEqual(1);
+    expect(runs).toContain('COMPLETED');
+  });
+
+  it('treats "Request Cancellation" from the Web UI like the API cancel', async () => {
+    const lines = Array.from({ length: 40 }, (_, i) =>
+      chatLine(`ui-${i}`, i < 2 ? {} : { simulate: { latency_ms: 60_000 } }),
+    );
+    const file = await uploadJsonl(client, lines);
+    const created = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+    });
+    await waitFor(
+      'two finished requests',
+      async () => (await client.batches.retrieve(created.id)).request_counts!.completed >= 2,
+    );
+
+    await temporal.workflow.getHandle(created.id).cancel();
+
+    const batch = await waitForStatus(client, created.id, ['cancelled'], 30_000);
+    expect(batch.cancelling_at).toEqual(expect.any(Number));
+    const { output, errors, ids, duplicates } = await results(client, batch);
+    expect(duplicates).toEqual([]);
+    expect(ids.size).toBe(40);
+    expect(output.map((l) => l.custom_id).sort()).toEqual(['ui-0', 'ui-1']);
+    expect(errors.every((l) => l.error?.code === 'batch_cancelled')).toBe(true);
+  });
+});

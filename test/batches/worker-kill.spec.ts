@@ -1,0 +1,63 @@
+import type { ChildProcess } from 'node:child_process';
+import OpenAI from 'openai';
+import { createTenantKey } from '../support/api';
+import { chatLine, results, uploadJsonl, waitForStatus } from '../support/batches';
+import { freePort, startProcess, stopProcess, waitFor } from '../support/stack';
+
+/**
+ * A worker SIGKILLed in the middle of a batch loses nothing and duplicates nothing: the
+ * chunks it held time out on their heartbeats and resume on a new worker, skipping every
+ * request whose outcome Postgres already has.
+ */
+describe('worker killed mid-batch', () => {
+  const queues = {
+    BARGE_TEMPORAL_TASK_QUEUE: `kill-test-${process.pid}`,
+    BARGE_TEMPORAL_UPSTREAM_TASK_QUEUE: `kill-test-upstream-${process.pid}`,
+  };
+  let api: ChildProcess;
+  let worker: ChildProcess;
+  let client: OpenAI;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    api = startProcess('src/main.js', { ...queues, BARGE_API_PORT: String(port) });
+    worker = startProcess('src/worker.js', queues);
+    const baseURL = `http://127.0.0.1:${port}/v1`;
+    await waitFor('api', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok);
+    client = new OpenAI({ apiKey: await createTenantKey(`kill-${Date.now()}`), baseURL, maxRetries: 5 });
+  });
+
+  afterAll(async () => {
+    await stopProcess(worker);
+    await stopProcess(api);
+  });
+
+  it('finishes with exactly one line per custom_id after SIGKILL and restart', async () => {
+    const n = 3_000;
+    const lines = Array.from({ length: n }, (_, i) => chatLine(`k-${i}`, { simulate: { latency_ms: 150 } }));
+    const file = await uploadJsonl(client, lines, 'kill.jsonl');
+    const created = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+    });
+
+    await waitFor(
+      'some progress',
+      async () => (await client.batches.retrieve(created.id)).request_counts!.completed >= 300,
+      60_000,
+    );
+    await stopProcess(worker, 'SIGKILL');
+    const atKill = (await client.batches.retrieve(created.id)).request_counts!;
+    expect(atKill.completed).toBeLessThan(n);
+
+    worker = startProcess('src/worker.js', queues);
+    const batch = await waitForStatus(client, created.id, ['completed', 'failed'], 120_000);
+    expect(batch.status).toBe('completed');
+    expect(batch.request_counts).toEqual({ total: n, completed: n, failed: 0 });
+    const { ids, duplicates, count } = await results(client, batch);
+    expect(duplicates).toEqual([]);
+    expect(count).toBe(n);
+    expect(ids.size).toBe(n);
+  }, 180_000);
+});
