@@ -26,7 +26,7 @@ set +a
 status=0
 npx --no-install jest --json --outputFile=.barge/test/jest-results.json "$@" || status=$?
 node -e '
-  const r = require(process.argv[1]);
+  const r = JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8"));
   console.log(`jest: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`);
 ' .barge/test/jest-results.json || true
 exit $status
