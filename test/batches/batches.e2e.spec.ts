@@ -1,5 +1,5 @@
 import OpenAI from 'openai';
-import { chatLine, InputLine, results, uploadJsonl, waitForStatus } from '../support/batches';
+import { chatLine, submitBatch, InputLine, results, uploadJsonl, waitForStatus } from '../support/batches';
 import { createTenantKey, openaiFor } from '../support/api';
 
 /** The Batches API end to end: official SDK -> API -> Temporal workflow -> worker -> simulator. */
@@ -35,11 +35,8 @@ describe('batches end to end', () => {
     const lines = ids.map((id) => ({ ...lineFor[endpoint](id), url: endpoint }));
     // One request the upstream refuses for good: it must land in the error file with its status.
     lines[5].body = { ...lines[5].body, simulate: { fail_times: 1_000_000, fail_status: 400 } };
-    const file = await uploadJsonl(client, lines);
-    const created = await client.batches.create({
-      input_file_id: file.id,
+    const created = await submitBatch(client, lines, {
       endpoint: endpoint as OpenAI.Batches.BatchCreateParams['endpoint'],
-      completion_window: '24h',
       metadata: { suite: 'e2e' },
     });
     expect(created).toMatchObject({
@@ -79,7 +76,7 @@ describe('batches end to end', () => {
   });
 
   it('fails validation with every error and its line number', async () => {
-    const file = await uploadJsonl(client, [
+    const created = await submitBatch(client, [
       chatLine('a'),
       '{"custom_id": "broken", ',
       chatLine('a'),
@@ -88,11 +85,6 @@ describe('batches end to end', () => {
       { ...chatLine('d'), body: { model: 'other-model', messages: [] } },
       { custom_id: 'e', url: '/v1/chat/completions', body: undefined as unknown as Record<string, unknown> },
     ]);
-    const created = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: '/v1/chat/completions',
-      completion_window: '24h',
-    });
     const batch = await waitForStatus(client, created.id, ['failed', 'completed']);
     expect(batch.status).toBe('failed');
     expect(batch.failed_at).toEqual(expect.any(Number));
@@ -177,12 +169,7 @@ describe('batches end to end', () => {
     const lines = Array.from({ length: 120 }, (_, i) =>
       chatLine(`slow-${i}`, i < 5 ? {} : { simulate: { latency_ms: 60_000 } }),
     );
-    const file = await uploadJsonl(client, lines);
-    const created = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: '/v1/chat/completions',
-      completion_window: '24h',
-    });
+    const created = await submitBatch(client, lines);
     await waitForStatus(client, created.id, ['in_progress']);
     await waitForCompleted(client, created.id, 5);
 
@@ -216,13 +203,8 @@ describe('batches end to end', () => {
     const lines = Array.from({ length: 30 }, (_, i) =>
       chatLine(`exp-${i}`, i < 3 ? {} : { simulate: { latency_ms: 120_000 } }),
     );
-    const file = await uploadJsonl(client, lines);
     // The test stack allows a 20s window (BARGE_COMPLETION_WINDOWS); production offers 24h and 48h.
-    const created = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: '/v1/chat/completions',
-      completion_window: '20s' as never,
-    });
+    const created = await submitBatch(client, lines, { completion_window: '20s' as never });
     expect(created.expires_at! - created.created_at).toBe(20);
     const batch = await waitForStatus(
       client,
@@ -250,12 +232,7 @@ describe('batches end to end', () => {
       chatLine('flaky-500', { simulate: { fail_times: 2, fail_status: 500 } }),
       chatLine('bad-request', { simulate: { fail_times: 1_000_000, fail_status: 422 } }),
     ];
-    const file = await uploadJsonl(client, lines);
-    const created = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: '/v1/chat/completions',
-      completion_window: '24h',
-    });
+    const created = await submitBatch(client, lines);
     const batch = await waitForStatus(client, created.id, ['completed']);
     const { output, errors } = await results(client, batch);
     expect(output.map((l) => l.custom_id).sort()).toEqual(['flaky-429', 'flaky-500']);
@@ -267,17 +244,32 @@ describe('batches end to end', () => {
     ]);
   });
 
+  it('ends completed with no output file when every request failed, and no error file when none did', async () => {
+    const refused = { simulate: { fail_times: 1_000_000, fail_status: 400 } };
+    const allFailed = await submitBatch(client, [chatLine('nope-1', refused), chatLine('nope-2', refused)]);
+    const failed = await waitForStatus(client, allFailed.id, ['completed', 'failed']);
+    expect(failed).toMatchObject({
+      status: 'completed',
+      output_file_id: null,
+      error_file_id: expect.stringMatching(/^file-/),
+      request_counts: { total: 2, completed: 0, failed: 2 },
+    });
+
+    const allGood = await submitBatch(client, [chatLine('yes-1'), chatLine('yes-2')]);
+    const good = await waitForStatus(client, allGood.id, ['completed', 'failed']);
+    expect(good).toMatchObject({
+      status: 'completed',
+      output_file_id: expect.stringMatching(/^file-/),
+      error_file_id: null,
+    });
+  });
+
   it('completes a 10,000-request batch with every custom_id exactly once', async () => {
     const n = 10_000;
     const lines = Array.from({ length: n }, (_, i) =>
       chatLine(`big-${i}`, i % 1000 === 7 ? { simulate: { fail_times: 1_000_000, fail_status: 400 } } : {}),
     );
-    const file = await uploadJsonl(client, lines, 'big.jsonl');
-    const created = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: '/v1/chat/completions',
-      completion_window: '24h',
-    });
+    const created = await submitBatch(client, lines, {}, { filename: 'big.jsonl' });
     const batch = await waitForStatus(client, created.id, ['completed', 'failed'], 180_000);
     expect(batch.status).toBe('completed');
     expect(batch.request_counts).toEqual({ total: n, completed: n - 10, failed: 10 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { startSimulator, SimulatorHandle } from '../../src/simulator/server';
 import { createTenantKey, openaiFor } from '../support/api';
-import { chatLine, results, uploadJsonl, waitForStatus } from '../support/batches';
+import { chatLine, submitBatch, results, uploadJsonl, waitForStatus } from '../support/batches';
 import { freePort, startProcess, stopProcess, waitFor } from '../support/stack';
 
 /**
@@ -57,15 +57,10 @@ describe('batches across upstreams, and batch limits', () => {
 
   it('answers every request of a batch whose preferred upstream keeps failing', async () => {
     const n = 300;
-    const file = await uploadJsonl(
+    const created = await submitBatch(
       client,
       Array.from({ length: n }, (_, i) => chatLine(`route-${i}`)),
     );
-    const created = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: '/v1/chat/completions',
-      completion_window: '24h',
-    });
     const batch = await waitForStatus(client, created.id, ['completed', 'failed'], 90_000);
     expect(batch.request_counts).toEqual({ total: n, completed: n, failed: 0 });
     const { ids, duplicates } = await results(client, batch);
@@ -96,15 +91,10 @@ describe('batches across upstreams, and batch limits', () => {
   });
 
   it('fails a batch over the request limit, and caps the listed errors with a count of the rest', async () => {
-    const tooMany = await uploadJsonl(
+    const a = await submitBatch(
       client,
       Array.from({ length: 501 }, (_, i) => chatLine(`many-${i}`)),
     );
-    const a = await client.batches.create({
-      input_file_id: tooMany.id,
-      endpoint: '/v1/chat/completions',
-      completion_window: '24h',
-    });
     const failedA = await waitForStatus(client, a.id, ['failed', 'completed']);
     expect(failedA.errors?.data).toEqual([
       expect.objectContaining({
@@ -114,15 +104,10 @@ describe('batches across upstreams, and batch limits', () => {
       }),
     ]);
 
-    const broken = await uploadJsonl(client, [
+    const b = await submitBatch(client, [
       chatLine('ok'),
       ...Array.from({ length: 150 }, (_, i) => ({ ...chatLine(`bad-${i}`), method: 'GET' })),
     ]);
-    const b = await client.batches.create({
-      input_file_id: broken.id,
-      endpoint: '/v1/chat/completions',
-      completion_window: '24h',
-    });
     const failedB = await waitForStatus(client, b.id, ['failed', 'completed']);
     const errors = failedB.errors?.data ?? [];
     expect(errors).toHaveLength(101);

@@ -2,7 +2,7 @@ import { Client, Connection } from '@temporalio/client';
 import OpenAI from 'openai';
 import { BatchStatusKey, EndpointKey, ModelKey, TenantIdKey } from '../../workflows/search-attributes';
 import { createTenantKey, openaiFor } from '../support/api';
-import { chatLine, results, uploadJsonl, waitForStatus } from '../support/batches';
+import { chatLine, submitBatch, results, waitForStatus } from '../support/batches';
 import { stackConfig, waitFor } from '../support/stack';
 
 /** What an operator sees and does in the Temporal Web UI. */
@@ -20,12 +20,7 @@ describe('batches in Temporal', () => {
   afterAll(() => connection.close());
 
   it('makes each batch findable by status, tenant, model and endpoint', async () => {
-    const file = await uploadJsonl(client, [chatLine('sa-1'), chatLine('sa-2')]);
-    const created = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: '/v1/chat/completions',
-      completion_window: '24h',
-    });
+    const created = await submitBatch(client, [chatLine('sa-1'), chatLine('sa-2')]);
     await waitForStatus(client, created.id, ['completed']);
     const description = await waitFor('search attributes', async () => {
       const d = await temporal.workflow.getHandle(created.id).describe();
@@ -51,15 +46,10 @@ describe('batches in Temporal', () => {
   it('continues as new when history grows, keeping the clock and every request exactly once', async () => {
     // The test stack suggests continue-as-new after 150 events and cuts chunks of 50 requests.
     const n = 2_500;
-    const file = await uploadJsonl(
+    const created = await submitBatch(
       client,
       Array.from({ length: n }, (_, i) => chatLine(`can-${i}`)),
     );
-    const created = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: '/v1/chat/completions',
-      completion_window: '24h',
-    });
     const batch = await waitForStatus(client, created.id, ['completed', 'failed'], 120_000);
     expect(batch.status).toBe('completed');
     expect(batch.expires_at).toBe(created.expires_at);
@@ -78,12 +68,7 @@ describe('batches in Temporal', () => {
     const lines = Array.from({ length: 40 }, (_, i) =>
       chatLine(`ui-${i}`, i < 2 ? {} : { simulate: { latency_ms: 60_000 } }),
     );
-    const file = await uploadJsonl(client, lines);
-    const created = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: '/v1/chat/completions',
-      completion_window: '24h',
-    });
+    const created = await submitBatch(client, lines);
     await waitFor(
       'two finished requests',
       async () => (await client.batches.retrieve(created.id)).request_counts!.completed >= 2,

@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import OpenAI from 'openai';
 import { createTenantKey } from '../support/api';
-import { chatLine, results, uploadJsonl, waitForStatus } from '../support/batches';
+import { chatLine, submitBatch, results, waitForStatus } from '../support/batches';
 import { freePort, startProcess, stopProcess, waitFor } from '../support/stack';
 
 /**
@@ -35,12 +35,7 @@ describe('worker killed mid-batch', () => {
   it('finishes with exactly one line per custom_id after SIGKILL and restart', async () => {
     const n = 3_000;
     const lines = Array.from({ length: n }, (_, i) => chatLine(`k-${i}`, { simulate: { latency_ms: 150 } }));
-    const file = await uploadJsonl(client, lines, 'kill.jsonl');
-    const created = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: '/v1/chat/completions',
-      completion_window: '24h',
-    });
+    const created = await submitBatch(client, lines, {}, { filename: 'kill.jsonl' });
 
     await waitFor(
       'some progress',

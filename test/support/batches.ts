@@ -1,5 +1,5 @@
 import OpenAI, { toFile } from 'openai';
-import type { Batch } from 'openai/resources/batches';
+import type { Batch, BatchCreateParams } from 'openai/resources/batches';
 
 export interface InputLine {
   custom_id: string;
@@ -26,6 +26,20 @@ export async function uploadJsonl(client: OpenAI, lines: (InputLine | string)[],
     lines.map((l) => (typeof l === 'string' ? l : JSON.stringify({ method: 'POST', ...l }))).join('\n') +
     '\n';
   return client.files.create({ file: await toFile(Buffer.from(text), name), purpose: 'batch' });
+}
+
+/** Uploads `lines` and creates a batch over them (chat completions, 24h unless told otherwise). */
+export async function submitBatch(
+  client: OpenAI,
+  lines: (InputLine | string)[],
+  params: Partial<BatchCreateParams> = {},
+  options: { headers?: Record<string, string>; filename?: string } = {},
+): Promise<Batch> {
+  const file = await uploadJsonl(client, lines, options.filename);
+  return client.batches.create(
+    { input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h', ...params },
+    { headers: options.headers },
+  );
 }
 
 /** Polls the batch until its status is one of `statuses`. */

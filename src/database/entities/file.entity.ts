@@ -1,14 +1,16 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
 
-export const FILE_PURPOSES = [
+/** Purposes a client may upload; `batch_output` files are written by the system only. */
+export const UPLOADABLE_PURPOSES = [
   'batch',
-  'batch_output',
   'user_data',
   'fine-tune',
   'assistants',
   'vision',
   'evals',
 ] as const;
+export type UploadablePurpose = (typeof UPLOADABLE_PURPOSES)[number];
+export const FILE_PURPOSES = [...UPLOADABLE_PURPOSES, 'batch_output'] as const;
 export type FilePurpose = (typeof FILE_PURPOSES)[number];
 
 /** A stored file. The bytes live in object storage under `objectKey`. */
@@ -46,14 +48,3 @@ export class FileRecord {
   @Column('timestamptz', { name: 'purged_at', nullable: true })
   purgedAt!: Date | null;
 }
-
-/** Purposes a client may upload; `batch_output` files are written by the system only. */
-export const UPLOADABLE_PURPOSES = [
-  'batch',
-  'user_data',
-  'fine-tune',
-  'assistants',
-  'vision',
-  'evals',
-] as const;
-export type UploadablePurpose = (typeof UPLOADABLE_PURPOSES)[number];
