@@ -1,9 +1,11 @@
 import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { join } from 'node:path';
 import OpenAI from 'openai';
 import { BatchStatusKey, EndpointKey, ModelKey, TenantIdKey } from '../../workflows/search-attributes';
 import { createTenantKey, openaiFor } from '../support/api';
 import { chatLine, submitBatch, results, waitForStatus } from '../support/batches';
-import { stackConfig, waitFor } from '../support/stack';
+import { ROOT, stackConfig, waitFor } from '../support/stack';
 
 /** What an operator sees and does in the Temporal Web UI. */
 describe('batches in Temporal', () => {
@@ -13,6 +15,7 @@ describe('batches in Temporal', () => {
   let client: OpenAI;
 
   beforeAll(async () => {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
     connection = await Connection.connect({ address: config.temporal.address });
     temporal = new Client({ connection, namespace: config.temporal.namespace });
     client = openaiFor(await createTenantKey(`temporal-side-${Date.now()}`));
@@ -62,6 +65,30 @@ describe('batches in Temporal', () => {
       runs.push(wf.status.name);
     expect(runs.filter((s) => s === 'CONTINUED_AS_NEW').length).toBeGreaterThanOrEqual(1);
     expect(runs).toContain('COMPLETED');
+  });
+
+  it('replays recorded batch histories with the current workflow bundle (determinism across deploys)', async () => {
+    // Histories of this suite's finished batches: completed, continued-as-new and cancelled runs.
+    const histories = [];
+    for await (const wf of temporal.workflow.list({
+      query: `WorkflowType = "batchWorkflow" AND ExecutionStatus != "Running"`,
+    })) {
+      histories.push({
+        workflowId: wf.workflowId,
+        history: await temporal.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory(),
+      });
+      if (histories.length >= 10) break;
+    }
+    expect(histories.length).toBeGreaterThan(0);
+    const replayed = [];
+    for await (const result of Worker.runReplayHistories(
+      { workflowBundle: { codePath: join(ROOT, 'dist', 'workflow-bundle.js') } },
+      histories,
+    )) {
+      replayed.push(result);
+    }
+    expect(replayed.filter((r) => r.error)).toEqual([]);
+    expect(replayed).toHaveLength(histories.length);
   });
 
   it('treats "Request Cancellation" from the Web UI like the API cancel', async () => {

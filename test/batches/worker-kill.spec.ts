@@ -32,6 +32,30 @@ describe('worker killed mid-batch', () => {
     await stopProcess(api);
   });
 
+  it('shuts down gracefully on SIGTERM mid-batch, and a new worker finishes the batch', async () => {
+    const n = 2_000;
+    const lines = Array.from({ length: n }, (_, i) => chatLine(`t-${i}`, { simulate: { latency_ms: 150 } }));
+    const created = await submitBatch(client, lines, {}, { filename: 'term.jsonl' });
+    await waitFor(
+      'some progress',
+      async () => (await client.batches.retrieve(created.id)).request_counts!.completed >= 200,
+      60_000,
+    );
+
+    const exited = new Promise<number | null>((resolve) => worker.once('exit', (code) => resolve(code)));
+    worker.kill('SIGTERM');
+    // The test stack gives in-flight chunks 5 s (BARGE_WORKER_SHUTDOWN_GRACE_SECONDS) to finish.
+    expect(await exited).toBe(0);
+    expect((await client.batches.retrieve(created.id)).request_counts!.completed).toBeLessThan(n);
+
+    worker = startProcess('src/worker.js', queues);
+    const batch = await waitForStatus(client, created.id, ['completed', 'failed'], 120_000);
+    expect(batch.request_counts).toEqual({ total: n, completed: n, failed: 0 });
+    const { ids, duplicates, count } = await results(client, batch);
+    expect(duplicates).toEqual([]);
+    expect([count, ids.size]).toEqual([n, n]);
+  }, 180_000);
+
   it('finishes with exactly one line per custom_id after SIGKILL and restart', async () => {
     const n = 3_000;
     const lines = Array.from({ length: n }, (_, i) => chatLine(`k-${i}`, { simulate: { latency_ms: 150 } }));
