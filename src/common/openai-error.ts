@@ -57,8 +57,10 @@ export const unauthorized = (message: string) =>
 export const conflict = (message: string, code: string | null = null) =>
   new OpenAIError(409, message, 'invalid_request_error', null, code, { 'x-should-retry': 'false' });
 
-export const tooLarge = (message: string, param: string | null = null) =>
-  new OpenAIError(413, message, 'invalid_request_error', param, 'file_too_large');
+export const tooLarge = (message: string, param: string | null = null, code = 'file_too_large') =>
+  new OpenAIError(413, message, 'invalid_request_error', param, code);
+
+const bodyTooLarge = () => tooLarge('Request body is too large.', null, 'request_too_large');
 
 export const serviceUnavailable = (message: string) =>
   new OpenAIError(503, message, 'server_error', null, 'service_unavailable');
@@ -80,7 +82,7 @@ function fromHttpException(err: HttpException): OpenAIError {
       'unknown_url',
     );
   }
-  if (err instanceof PayloadTooLargeException) return tooLarge('Request body is too large.');
+  if (err instanceof PayloadTooLargeException) return bodyTooLarge();
   const type: OpenAIErrorType =
     status === 401
       ? 'authentication_error'
@@ -99,7 +101,7 @@ function fromMiddlewareError(err: unknown): OpenAIError | undefined {
   if (type === 'entity.parse.failed') {
     return invalidRequest('We could not parse the JSON body of your request.', null, 'invalid_json');
   }
-  if (type === 'entity.too.large') return tooLarge('Request body is too large.');
+  if (type === 'entity.too.large') return bodyTooLarge();
   if (typeof status === 'number' && status >= 400 && status < 500) {
     return new OpenAIError(status, (err as Error).message, 'invalid_request_error');
   }

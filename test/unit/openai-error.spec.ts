@@ -30,6 +30,14 @@ describe('toOpenAIError', () => {
     }
   });
 
+  it('tells an oversized request body from an oversized file', () => {
+    const parserError = Object.assign(new Error('request entity too large'), {
+      status: 413,
+      type: 'entity.too.large',
+    });
+    expect(toOpenAIError(parserError)).toMatchObject({ status: 413, code: 'request_too_large' });
+  });
+
   it('turns unknown routes into 404 envelopes and anything else into a 500 without details', () => {
     expect(toOpenAIError(new NotFoundException('Cannot GET /v2/x'))).toMatchObject({
       status: 404,
