@@ -1,5 +1,3 @@
-import type { Clock } from './clock';
-
 /**
  * AIMD pacing of one upstream in this process: a 429 or 503 halves the concurrency it is
  * given, each success adds 1/limit (so one slot per limit's worth of successes), up to the
@@ -8,13 +6,15 @@ import type { Clock } from './clock';
  */
 export class AdaptiveConcurrency {
   private value: number;
-  private lastDecreaseAt = Number.NEGATIVE_INFINITY;
+  /** Bumped by each decrease; a request carries the generation its slot was granted in. */
+  private current = 0;
 
-  constructor(
-    private readonly max: number,
-    private readonly clock: Clock,
-  ) {
+  constructor(private readonly max: number) {
     this.value = max;
+  }
+
+  get generation(): number {
+    return this.current;
   }
 
   get limit(): number {
@@ -26,13 +26,14 @@ export class AdaptiveConcurrency {
   }
 
   /**
-   * `sentAt`: when the overloaded request was sent. Requests already in flight at the last
-   * decrease answer with the overload that decrease reacted to, so they must not cut again;
-   * otherwise one burst of 429s would collapse the limit to 1.
+   * `sentIn`: the generation the overloaded request was sent in. Requests already in flight at
+   * the last decrease answer with the overload that decrease reacted to, so they must not cut
+   * again; otherwise one burst of 429s would collapse the limit to 1. (A generation, not a
+   * timestamp: requests sent in the same millisecond as the decrease would tie.)
    */
-  onOverload(sentAt: number): void {
-    if (sentAt < this.lastDecreaseAt) return;
+  onOverload(sentIn: number): void {
+    if (sentIn !== this.current) return;
     this.value = Math.max(1, this.value / 2);
-    this.lastDecreaseAt = this.clock.now();
+    this.current++;
   }
 }

@@ -245,7 +245,6 @@ export class HttpUpstreamGateway implements UpstreamGateway {
       } finally {
         slot.release(
           outcome && {
-            sentAt,
             status: outcome.kind === 'response' ? outcome.status : null,
             tokensUsed: outcome.kind === 'response' ? reportedTokens(outcome.body) : null,
           },

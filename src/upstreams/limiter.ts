@@ -153,7 +153,7 @@ export interface SlotRequest {
 }
 
 /** How a request that held a slot went: null when it was never sent. */
-export type SlotOutcome = { sentAt: number; status: number | null; tokensUsed: number | null } | null;
+export type SlotOutcome = { status: number | null; tokensUsed: number | null } | null;
 
 export interface Slot {
   release(outcome: SlotOutcome): void;
@@ -180,7 +180,7 @@ export class UpstreamLimiter {
     private readonly upstream: Upstream,
     private readonly deps: LimiterDeps,
   ) {
-    this.pacing = new AdaptiveConcurrency(upstream.limits.maxConcurrency, deps.clock);
+    this.pacing = new AdaptiveConcurrency(upstream.limits.maxConcurrency);
     this.scope = new LimitScope(upstream.name, upstream.limits, this.pacing, deps, () => this.pump());
   }
 
@@ -280,6 +280,7 @@ export class UpstreamLimiter {
       s.bucket?.take(tokens);
     }
     let released = false;
+    const generation = this.pacing.generation;
     return {
       release: (outcome) => {
         if (released) return;
@@ -292,7 +293,7 @@ export class UpstreamLimiter {
           s.released();
         }
         if (outcome?.status != null) {
-          if (isOverload(outcome.status)) this.pacing.onOverload(outcome.sentAt);
+          if (isOverload(outcome.status)) this.pacing.onOverload(generation);
           else if (outcome.status >= 200 && outcome.status < 300) this.pacing.onSuccess();
         }
         this.pump();

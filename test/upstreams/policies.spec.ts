@@ -100,26 +100,22 @@ describe('circuit breaker', () => {
 
 describe('adaptive concurrency', () => {
   it('halves on overload once per round trip and grows back by one per limit successes', () => {
-    const clock = new FakeClock();
-    const pacing = new AdaptiveConcurrency(16, clock);
-    const sentBefore = clock.time - 10;
-    pacing.onOverload(sentBefore);
+    const pacing = new AdaptiveConcurrency(16);
+    const burst = pacing.generation;
+    pacing.onOverload(burst);
     expect(pacing.limit).toBe(8);
     // The rest of the same burst of 429s carries no news.
-    pacing.onOverload(sentBefore);
-    pacing.onOverload(sentBefore);
+    pacing.onOverload(burst);
+    pacing.onOverload(burst);
     expect(pacing.limit).toBe(8);
-    clock.time += 100;
-    pacing.onOverload(clock.time);
+    // A request sent after that decrease does.
+    pacing.onOverload(pacing.generation);
     expect(pacing.limit).toBe(4);
     for (let i = 0; i < 5; i++) pacing.onSuccess();
     expect(pacing.limit).toBe(5);
     for (let i = 0; i < 1000; i++) pacing.onSuccess();
     expect(pacing.limit).toBe(16);
-    for (let i = 0; i < 10; i++) {
-      clock.time += 100;
-      pacing.onOverload(clock.time);
-    }
+    for (let i = 0; i < 10; i++) pacing.onOverload(pacing.generation);
     expect(pacing.limit).toBe(1);
   });
 });
