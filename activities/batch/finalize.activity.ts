@@ -8,8 +8,6 @@ import { readChunk } from './chunk-reader';
 
 export type FinalizeReason = 'completed' | 'cancelled' | 'expired';
 
-const ENDED = { completed: 'completed', cancelled: 'cancelled', expired: 'expired' } as const;
-
 /** Output files get ids derived from the batch, so a retried finalize finds what it already wrote. */
 export function outputFileId(batchId: string, kind: 'output' | 'error'): string {
   return `file-${createHash('sha256').update(`${batchId}/${kind}`).digest('base64url').replace(/[-_]/g, '').slice(0, 24)}`;
@@ -81,12 +79,12 @@ export function createFinalizeActivities({ db, storage, files }: ActivityDeps) {
       const outputFileIdValue = counts.ok > 0 ? await write('output', true) : null;
       const errorFileIdValue = counts.failed > 0 ? await write('error', false) : null;
 
-      await batches.markEnded(batchId, ENDED[reason], {
+      await batches.markEnded(batchId, reason, {
         outputFileId: outputFileIdValue,
         errorFileId: errorFileIdValue,
       });
       await batches.deleteWorkingData(batchId);
-      return { status: ENDED[reason] };
+      return { status: reason };
     },
   };
 }

@@ -86,13 +86,8 @@ export function createValidateActivities({ config, db, storage, gateway }: Activ
       try {
         for await (const l of jsonlLines(await storage.getStream(key))) {
           if (l.line % 2_000 === 0) ctx.heartbeat({ bytes: l.end });
-          if (isBlank(l.bytes)) {
-            if (open) {
-              open.lineCount = l.line - open.firstLine + 1;
-              open.byteEnd = l.end;
-            }
-            continue;
-          }
+          // Blank lines need no chunk: the next request's range spans any before it.
+          if (isBlank(l.bytes)) continue;
           total++;
           if (total > maxRequestsPerBatch) continue;
           const checked = validateLine(l.bytes.toString('utf8'), l.line, endpoint);

@@ -131,12 +131,9 @@ export class BatchRepository {
     );
   }
 
+  /** Validation's chunk table for the batch; a retried validation replaces the earlier one. */
   async replaceChunks(batchId: string, chunks: ChunkRange[]): Promise<void> {
     await this.db.query(`DELETE FROM batch_chunks WHERE batch_id = $1`, [batchId]);
-    await this.insertChunks(batchId, chunks);
-  }
-
-  async insertChunks(batchId: string, chunks: ChunkRange[]): Promise<void> {
     if (chunks.length === 0) return;
     await this.db.query(
       `INSERT INTO batch_chunks (batch_id, idx, first_line, line_count, request_count, byte_start, byte_end)

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { BargeConfig, UpstreamConfig } from '../config/config';
-import { SIMULATOR_UPSTREAM } from './provider-names';
+import { effectiveUpstreams } from './provider-names';
 import { Secret } from './secret';
 
 /** Extra headers whose values are credentials too (Azure's `api-key`, custom auth schemes). */
@@ -102,24 +102,9 @@ function loadApiKey(config: UpstreamConfig, env: NodeJS.ProcessEnv): Secret | nu
   return null;
 }
 
-/**
- * The configured upstreams; or, when there are none and `simulatorUrl` is set, a single
- * keyless `simulator` upstream serving every model. The simulator is built to take far
- * more load than a real provider, hence its generous concurrency.
- */
+/** The upstreams in effect (see effectiveUpstreams), with their credentials loaded. */
 export function loadUpstreams(config: BargeConfig, env: NodeJS.ProcessEnv): Upstream[] {
-  if (config.upstreams.length === 0 && config.simulatorUrl) {
-    const simulator: UpstreamConfig = {
-      name: SIMULATOR_UPSTREAM,
-      baseUrl: config.simulatorUrl,
-      headers: {},
-      timeoutMs: 600_000,
-      models: ['*'],
-      aliases: {},
-      priority: 100,
-      limits: { maxConcurrency: 256, models: {} },
-    };
-    return [new Upstream(simulator, 0, null)];
-  }
-  return config.upstreams.map((upstream, i) => new Upstream(upstream, i, loadApiKey(upstream, env)));
+  return effectiveUpstreams(config).map(
+    (upstream, i) => new Upstream(upstream, i, loadApiKey(upstream, env)),
+  );
 }

@@ -6,7 +6,7 @@ import OpenAI from 'openai';
 import { startSimulator, SimulatorHandle } from '../../src/simulator/server';
 import { createTenantKey, openaiFor } from '../support/api';
 import { chatLine, submitBatch, results, uploadJsonl, waitForStatus } from '../support/batches';
-import { freePort, startProcess, stopProcess, waitFor } from '../support/stack';
+import { startApi, startProcess, stopProcess } from '../support/stack';
 
 /**
  * Batches against an upstream registry of their own: an API and a worker started with a YAML
@@ -34,20 +34,16 @@ describe('batches across upstreams, and batch limits', () => {
         'routing: { breakerThreshold: 3 }',
       ].join('\n'),
     );
-    const port = await freePort();
     const env = {
       BARGE_CONFIG: configFile,
-      BARGE_API_PORT: String(port),
       BARGE_TEMPORAL_TASK_QUEUE: `routing-${process.pid}`,
       BARGE_TEMPORAL_UPSTREAM_TASK_QUEUE: `routing-upstream-${process.pid}`,
       BARGE_MAX_REQUESTS_PER_BATCH: '500',
     };
-    api = startProcess('src/main.js', env);
     worker = startProcess('src/worker.js', env);
-    await waitFor('api', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok);
-    client = openaiFor(await createTenantKey(`routing-${Date.now()}`), {
-      baseUrl: `http://127.0.0.1:${port}`,
-    });
+    const started = await startApi(env, '/readyz');
+    api = started.api;
+    client = openaiFor(await createTenantKey(`routing-${Date.now()}`), { baseUrl: started.url });
   });
 
   afterAll(async () => {

@@ -1,8 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
 import OpenAI from 'openai';
-import { createTenantKey } from '../support/api';
+import { createTenantKey, openaiFor } from '../support/api';
 import { chatLine, submitBatch, results, waitForStatus } from '../support/batches';
-import { freePort, startProcess, stopProcess, waitFor } from '../support/stack';
+import { startApi, startProcess, stopProcess, waitFor } from '../support/stack';
 
 /**
  * A worker SIGKILLed in the middle of a batch loses nothing and duplicates nothing: the
@@ -19,12 +19,10 @@ describe('worker killed mid-batch', () => {
   let client: OpenAI;
 
   beforeAll(async () => {
-    const port = await freePort();
-    api = startProcess('src/main.js', { ...queues, BARGE_API_PORT: String(port) });
     worker = startProcess('src/worker.js', queues);
-    const baseURL = `http://127.0.0.1:${port}/v1`;
-    await waitFor('api', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok);
-    client = new OpenAI({ apiKey: await createTenantKey(`kill-${Date.now()}`), baseURL, maxRetries: 5 });
+    const started = await startApi(queues, '/readyz');
+    api = started.api;
+    client = openaiFor(await createTenantKey(`kill-${Date.now()}`), { baseUrl: started.url, maxRetries: 5 });
   });
 
   afterAll(async () => {

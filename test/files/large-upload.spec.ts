@@ -2,7 +2,7 @@ import { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import OpenAI, { toStreamingFile } from 'openai';
 import { createTenant, openaiFor, uniqueTenant } from '../support/api';
-import { freePort, startProcess, stopProcess, waitFor } from '../support/stack';
+import { startApi, stopProcess } from '../support/stack';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -40,13 +40,7 @@ describe('a multi-gigabyte upload', () => {
   let client: OpenAI;
 
   beforeAll(async () => {
-    const port = await freePort();
-    api = startProcess('src/main.js', {
-      BARGE_API_PORT: String(port),
-      BARGE_MAX_FILE_BYTES: String(3 * GiB),
-    });
-    baseUrl = `http://127.0.0.1:${port}`;
-    await waitFor('api', async () => (await fetch(`${baseUrl}/healthz`)).ok);
+    ({ api, url: baseUrl } = await startApi({ BARGE_MAX_FILE_BYTES: String(3 * GiB) }));
     client = openaiFor((await createTenant(uniqueTenant('large-upload'))).key, { baseUrl, maxRetries: 0 });
   });
 

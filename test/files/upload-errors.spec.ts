@@ -4,7 +4,7 @@ import { Client } from 'minio';
 import OpenAI, { toFile } from 'openai';
 import { MinioStorage } from '../../src/storage/minio-storage';
 import { createTenant, openaiFor, TestTenant, uniqueTenant, withTestDb } from '../support/api';
-import { apiUrl, freePort, stackConfig, startProcess, stopProcess, waitFor } from '../support/stack';
+import { apiUrl, stackConfig, startApi, stopProcess, waitFor } from '../support/stack';
 
 const LINE = '{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{}}\n';
 
@@ -184,14 +184,10 @@ describe('POST /v1/files size caps', () => {
   let client: OpenAI;
 
   beforeAll(async () => {
-    const port = await freePort();
-    api = startProcess('src/main.js', {
-      BARGE_API_PORT: String(port),
+    ({ api, url: baseUrl } = await startApi({
       BARGE_MAX_BATCH_FILE_BYTES: '1000',
       BARGE_MAX_FILE_BYTES: '5000',
-    });
-    baseUrl = `http://127.0.0.1:${port}`;
-    await waitFor('api', async () => (await fetch(`${baseUrl}/healthz`)).ok);
+    }));
     tenant = await createTenant(uniqueTenant('upload-caps'));
     client = openaiFor(tenant.key, { baseUrl, maxRetries: 0 });
   });

@@ -2,7 +2,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, startProcess, stopProcess, waitFor } from '../support/stack';
+import { freePort, startApi, stopProcess, waitFor } from '../support/stack';
 
 /**
  * /readyz against a dependency that really stops: an API process of its own, pointed at a
@@ -15,7 +15,6 @@ describe('GET /readyz', () => {
 
   beforeAll(async () => {
     const minioPort = await freePort();
-    const apiPort = await freePort();
     minio = spawn(
       process.env.BARGE_TEST_MINIO_BIN!,
       [
@@ -33,14 +32,11 @@ describe('GET /readyz', () => {
       },
     );
     await waitFor('minio', async () => (await fetch(`http://127.0.0.1:${minioPort}/minio/health/live`)).ok);
-    api = startProcess('src/main.js', {
-      BARGE_API_PORT: String(apiPort),
+    ({ api, url: apiUrl } = await startApi({
       BARGE_STORAGE_ENDPOINT: `http://127.0.0.1:${minioPort}`,
       BARGE_STORAGE_ACCESS_KEY: 'readyz',
       BARGE_STORAGE_SECRET_KEY: 'readyz-secret',
-    });
-    apiUrl = `http://127.0.0.1:${apiPort}`;
-    await waitFor('api', async () => (await fetch(`${apiUrl}/healthz`)).ok);
+    }));
   });
 
   afterAll(async () => {

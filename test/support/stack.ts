@@ -66,3 +66,18 @@ export async function stopProcess(child: ChildProcess, signal: NodeJS.Signals = 
     child.kill(signal);
   });
 }
+
+/**
+ * An API process of a test's own, on a free port with `env` on top of the stack's, once it
+ * answers `ready` (/readyz when the test needs its dependencies up, else /healthz).
+ */
+export async function startApi(
+  env: Record<string, string> = {},
+  ready: '/healthz' | '/readyz' = '/healthz',
+): Promise<{ api: ChildProcess; url: string }> {
+  const port = await freePort();
+  const api = startProcess('src/main.js', { ...env, BARGE_API_PORT: String(port) });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor('api', async () => (await fetch(`${url}${ready}`)).ok);
+  return { api, url };
+}
