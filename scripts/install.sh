@@ -26,12 +26,10 @@ ensure_node_modules() {
   cd "$ROOT"
   # npm writes node_modules/.package-lock.json; when it is older than the lock, deps changed.
   if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
-    log "installing npm dependencies"
-    # npm ci refuses a lock that lacks optional platform packages (@swc/core-darwin-* etc.)
-    # which a registry mirror may not serve; npm install takes the same locked versions and
-    # skips unavailable optional ones.
-    npm ci --no-audit --no-fund --loglevel=error >&2 2>/dev/null ||
-      npm install --no-audit --no-fund --loglevel=error >&2
+    log "installing npm dependencies (npm ci)"
+    # The lock lists every platform's optional packages (@swc/core-*), so npm ci installs
+    # exactly it and never rewrites it: a fresh `npm run up` leaves the working tree clean.
+    npm ci --no-audit --no-fund --loglevel=error >&2
   fi
 }
 
