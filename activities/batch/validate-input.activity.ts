@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { BatchRepository, ChunkRange } from '../../src/batches/batch.repository';
-import { BatchEndpoint } from '../../src/batches/batch-endpoints';
+import { BatchEndpoint } from '../../src/common/endpoints';
 import { validateLine } from '../../src/batches/input-validation';
 import { isBlank, jsonlLines, LineTooLongError } from '../../src/batches/jsonl-lines';
 import type { BatchErrorItem } from '../../src/database/entities/batch.entity';

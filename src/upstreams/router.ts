@@ -1,4 +1,4 @@
-import { DEFAULT_MODERATION_MODEL, isBatchEndpoint } from '../batches/batch-endpoints';
+import { DEFAULT_MODERATION_MODEL, isBatchEndpoint } from '../common/endpoints';
 import type { RouteCheck } from './upstream-gateway';
 import type { Upstream } from './registry';
 
