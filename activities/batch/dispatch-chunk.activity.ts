@@ -1,8 +1,8 @@
 import { CancelledFailure, Context } from '@temporalio/activity';
-import { BatchRepository, RequestOutcome } from '../../src/batches/batch.repository';
-import { outcomeLine } from '../../src/batches/output-lines';
+import { BatchRepository, RequestOutcome } from '../../src/batches/store/batch.repository';
+import { outcomeLine } from '../../src/batches/finalize/output-lines';
 import type { ActivityDeps } from '../deps';
-import { readChunk } from './chunk-reader';
+import { readChunk } from '../../src/batches/dispatch/chunk-reader';
 
 /** Heartbeat details: attempts made so far per line, so retries survive worker restarts. */
 export interface ChunkCheckpoint {

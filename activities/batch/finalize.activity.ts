@@ -1,10 +1,10 @@
 import { Context } from '@temporalio/activity';
 import { createHash } from 'node:crypto';
-import { BatchRepository, RequestOutcome } from '../../src/batches/batch.repository';
-import { errorLine, UNFINISHED } from '../../src/batches/output-lines';
+import { BatchRepository, RequestOutcome } from '../../src/batches/store/batch.repository';
+import { errorLine, UNFINISHED } from '../../src/batches/finalize/output-lines';
 import { TERMINAL_STATUSES } from '../../src/database/entities/batch.entity';
 import type { ActivityDeps } from '../deps';
-import { readChunk } from './chunk-reader';
+import { readChunk } from '../../src/batches/dispatch/chunk-reader';
 
 export type FinalizeReason = 'completed' | 'cancelled' | 'expired';
 

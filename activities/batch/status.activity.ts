@@ -1,4 +1,4 @@
-import { BatchRepository } from '../../src/batches/batch.repository';
+import { BatchRepository } from '../../src/batches/store/batch.repository';
 import type { ActivityDeps } from '../deps';
 
 export function createStatusActivities({ db }: ActivityDeps) {

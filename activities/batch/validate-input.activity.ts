@@ -1,8 +1,8 @@
 import { Context } from '@temporalio/activity';
-import { BatchRepository, ChunkRange } from '../../src/batches/batch.repository';
+import { BatchRepository, ChunkRange } from '../../src/batches/store/batch.repository';
 import { BatchEndpoint } from '../../src/common/endpoints';
-import { validateLine } from '../../src/batches/input-validation';
-import { isBlank, jsonlLines, LineTooLongError } from '../../src/batches/jsonl-lines';
+import { validateLine } from '../../src/batches/validate/input-validation';
+import { isBlank, jsonlLines, LineTooLongError } from '../../src/batches/validate/jsonl-lines';
 import type { BatchErrorItem } from '../../src/database/entities/batch.entity';
 import type { ActivityDeps } from '../deps';
 

@@ -1,4 +1,4 @@
-import { validateLine } from '../../src/batches/input-validation';
+import { validateLine } from '../../src/batches/validate/input-validation';
 
 const line = (o: unknown) => JSON.stringify(o);
 const good = {

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { isBlank, jsonlLines, LineTooLongError } from '../../src/batches/jsonl-lines';
+import { isBlank, jsonlLines, LineTooLongError } from '../../src/batches/validate/jsonl-lines';
 
 async function collect(parts: string[], options = {}) {
   const out = [];

@@ -1,4 +1,4 @@
-import { errorLine, outcomeLine, usageOf } from '../../src/batches/output-lines';
+import { errorLine, outcomeLine, usageOf } from '../../src/batches/finalize/output-lines';
 
 describe('output lines', () => {
   it('writes a 2xx answer as an output line with usage', () => {

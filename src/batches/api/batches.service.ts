@@ -6,18 +6,18 @@ import {
   WorkflowNotFoundError,
 } from '@temporalio/client';
 import { DataSource, QueryFailedError } from 'typeorm';
-import { batchWorkflow, cancelBatchSignal } from '../../workflows/batch.workflow';
-import { BatchStatusKey, EndpointKey, TenantIdKey } from '../../workflows/search-attributes';
-import { newId } from '../common/ids';
-import { PageQuery, toListObject } from '../common/pagination';
-import { conflict, invalidRequest, notFound, OpenAIError, serviceUnavailable } from '../common/openai-error';
-import { BargeConfig, windowToMs } from '../config/config';
-import { CONFIG } from '../core.module';
-import { BatchRecord, TERMINAL_STATUSES } from '../database/entities/batch.entity';
-import { FileStore } from '../files/file-store';
-import { providerNames } from '../upstreams/provider-names';
+import { batchWorkflow, cancelBatchSignal } from '../../../workflows/batch.workflow';
+import { BatchStatusKey, EndpointKey, TenantIdKey } from '../../../workflows/search-attributes';
+import { newId } from '../../common/ids';
+import { PageQuery, toListObject } from '../../common/pagination';
+import { conflict, invalidRequest, notFound, OpenAIError, serviceUnavailable } from '../../common/openai-error';
+import { BargeConfig, windowToMs } from '../../config/config';
+import { CONFIG } from '../../core.module';
+import { BatchRecord, TERMINAL_STATUSES } from '../../database/entities/batch.entity';
+import { FileStore } from '../../files/file-store';
+import { providerNames } from '../../upstreams/provider-names';
 import { presentBatch } from './batch.presenter';
-import { BatchRepository } from './batch.repository';
+import { BatchRepository } from '../store/batch.repository';
 import { parseCreateBatch } from './create-batch.request';
 
 export const PROVIDER_METADATA_KEY = 'barge_provider';

@@ -1,5 +1,5 @@
-import { invalidRequest } from '../common/openai-error';
-import { BATCH_ENDPOINTS, BatchEndpoint, isBatchEndpoint } from '../common/endpoints';
+import { invalidRequest } from '../../common/openai-error';
+import { BATCH_ENDPOINTS, BatchEndpoint, isBatchEndpoint } from '../../common/endpoints';
 
 export interface CreateBatchRequest {
   inputFileId: string;

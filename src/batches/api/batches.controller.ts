@@ -1,7 +1,7 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, UseGuards } from '@nestjs/common';
-import { ApiKeyGuard } from '../auth/api-key.guard';
-import { CurrentTenant } from '../auth/current-tenant.decorator';
-import { parsePageQuery } from '../common/pagination';
+import { ApiKeyGuard } from '../../auth/api-key.guard';
+import { CurrentTenant } from '../../auth/current-tenant.decorator';
+import { parsePageQuery } from '../../common/pagination';
 import { BatchesService } from './batches.service';
 
 @Controller('v1/batches')

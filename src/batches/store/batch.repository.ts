@@ -1,6 +1,6 @@
 import type { DataSource, EntityManager } from 'typeorm';
-import { fetchPage, Page, PageQuery } from '../common/pagination';
-import { BatchErrorItem, BatchRecord, BatchStatus } from '../database/entities/batch.entity';
+import { fetchPage, Page, PageQuery } from '../../common/pagination';
+import { BatchErrorItem, BatchRecord, BatchStatus } from '../../database/entities/batch.entity';
 
 /** Where one chunk of a batch's input file lies: physical lines [firstLine, firstLine + lineCount). */
 export interface ChunkRange {

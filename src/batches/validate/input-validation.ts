@@ -1,5 +1,5 @@
-import type { BatchErrorItem } from '../database/entities/batch.entity';
-import { BATCH_ENDPOINTS, BatchEndpoint, DEFAULT_MODERATION_MODEL } from '../common/endpoints';
+import type { BatchErrorItem } from '../../database/entities/batch.entity';
+import { BATCH_ENDPOINTS, BatchEndpoint, DEFAULT_MODERATION_MODEL } from '../../common/endpoints';
 
 /** A request line that passed validation. */
 export interface ValidRequest {

@@ -1,5 +1,5 @@
-import { newId } from '../common/ids';
-import type { UpstreamResult } from '../upstreams/upstream-gateway';
+import { newId } from '../../common/ids';
+import type { UpstreamResult } from '../../upstreams/upstream-gateway';
 
 /** Token usage as a batch counts it, read from any endpoint's `usage` object. */
 export interface TokenUsage {

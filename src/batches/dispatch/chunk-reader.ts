@@ -1,6 +1,6 @@
-import type { ChunkRange } from '../../src/batches/batch.repository';
-import { isBlank, jsonlLines } from '../../src/batches/jsonl-lines';
-import type { ObjectStorage } from '../../src/storage/object-storage';
+import type { ChunkRange } from '../store/batch.repository';
+import { isBlank, jsonlLines } from '../validate/jsonl-lines';
+import type { ObjectStorage } from '../../storage/object-storage';
 
 export interface ChunkRequest {
   line: number;
