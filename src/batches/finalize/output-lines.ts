@@ -31,23 +31,51 @@ export function usageOf(body: unknown): TokenUsage {
   };
 }
 
-/** One line of the output or error file, in OpenAI's format, and whether it counts as completed. */
+/** A request's final outcome as the upstream gateway reports it (not `unanswered`). */
+export type FinalResult = Exclude<UpstreamResult, { kind: 'unanswered' }>;
+
+/** Code of an answer that could not be written into the output line (e.g. nested too deep). */
+export const INVALID_UPSTREAM_RESPONSE = 'upstream_invalid_response';
+
+/**
+ * One line of the output or error file, in OpenAI's format, and whether it counts as
+ * completed. The upstream's answer is embedded as the text it sent when that is a single line
+ * of JSON (no parse-and-serialize round trip); otherwise it is serialized from its parsed form,
+ * and an answer that cannot be (nested beyond what JSON.stringify walks) becomes this
+ * request's error line. Never throws for any answer.
+ */
 export function outcomeLine(
   customId: string,
-  result: UpstreamResult,
+  result: FinalResult,
 ): { ok: boolean; output: string; usage: TokenUsage } {
   const id = newId('batch_req_');
-  if (result.kind === 'http') {
-    const ok = result.status >= 200 && result.status < 300;
-    const output = JSON.stringify({
-      id,
-      custom_id: customId,
-      response: { status_code: result.status, request_id: result.upstreamRequestId ?? id, body: result.body },
-      error: null,
-    });
-    return { ok, output, usage: ok ? usageOf(result.body) : ZERO };
+  if (result.kind === 'error') {
+    return { ok: false, output: errorLine(customId, result.code, result.message, id), usage: ZERO };
   }
-  return { ok: false, output: errorLine(customId, result.code, result.message, id), usage: ZERO };
+  const ok = result.status >= 200 && result.status < 300;
+  const body = embeddableBody(result);
+  if (body === null) {
+    const message = `The upstream answered HTTP ${result.status} with a body that cannot be written as JSON.`;
+    return { ok: false, output: errorLine(customId, INVALID_UPSTREAM_RESPONSE, message, id), usage: ZERO };
+  }
+  const head = JSON.stringify({ id, custom_id: customId });
+  const requestId = JSON.stringify(result.upstreamRequestId ?? id);
+  const output = `${head.slice(0, -1)},"response":{"status_code":${result.status},"request_id":${requestId},"body":${body}},"error":null}`;
+  return { ok, output, usage: ok ? usageOf(result.body) : ZERO };
+}
+
+/** The answer's body as JSON text for the output line, or null when it cannot be. */
+function embeddableBody(result: Extract<FinalResult, { kind: 'http' }>): string | null {
+  const { body } = result;
+  const text = result.text.trim();
+  // Parsed as JSON (an object or array; a string body is the raw text of a non-JSON answer)
+  // and on one line: the text itself is the JSON to embed.
+  if (typeof body === 'object' && body !== null && !/[\n\r]/.test(text)) return text;
+  try {
+    return JSON.stringify(body ?? null);
+  } catch {
+    return null;
+  }
 }
 
 /** An error-file line for a request that never got an HTTP answer. */
@@ -64,5 +92,8 @@ export const UNFINISHED = {
     code: 'batch_expired',
     message: 'This request could not be executed before the completion window expired.',
   },
-  completed: { code: 'internal_error', message: 'This request has no recorded outcome.' },
+  failed: {
+    code: 'batch_failed',
+    message: 'This request was not executed because the batch failed (see the batch errors).',
+  },
 } as const;

@@ -15,7 +15,9 @@ export class BatchWorkFencing1764200000000 implements MigrationInterface {
   name = 'BatchWorkFencing1764200000000';
 
   async up(q: QueryRunner): Promise<void> {
-    await q.query(`ALTER TABLE batch_chunks ADD COLUMN claim_token text, ADD COLUMN claim_expires_at timestamptz`);
+    await q.query(
+      `ALTER TABLE batch_chunks ADD COLUMN claim_token text, ADD COLUMN claim_expires_at timestamptz`,
+    );
     await q.query(
       `ALTER TABLE request_results ADD COLUMN bytes integer NOT NULL DEFAULT 0, ADD COLUMN custom_id text`,
     );
