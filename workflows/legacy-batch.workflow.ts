@@ -26,8 +26,9 @@ import {
  * continue-as-new starts a run of the current code. Delete this file (and the patch check)
  * once no first-release run is left: 48 hours after the release that added it at most.
  *
- * The only addition is registering the cancel Update handler in handlers (handlers issue no
- * commands until invoked, so replay is unaffected), so the API can cancel these runs too.
+ * The only addition is the cancel Update's handler, so the API can cancel these runs too: a
+ * handler issues no commands until an Update invokes it, and no first-release history holds
+ * one, so their replay is unaffected.
  */
 
 // Infrastructure faults are retried until they heal; per-request upstream faults never fail
@@ -58,9 +59,9 @@ export async function legacyBatchWorkflow(input: BatchWorkflowInput): Promise<st
     cancelRequested: false,
   };
   setHandler(cancelBatchSignal, () => void (progress.cancelRequested = true));
-  setHandler(cancelUpdate, () => {
+  setHandler(cancelUpdate, async () => {
     progress.cancelRequested = true;
-    return { status: 'cancelling' as const };
+    return { status: await bookkeeping.markCancelling({ batchId }) };
   });
   setHandler(progressQuery, () => progress);
 
