@@ -63,7 +63,11 @@ class MemoryStore implements FinalizeStore {
       return await fn({
         record: async (_b, outcomes) => {
           let n = 0;
-          for (const o of outcomes) if (!this.outcomes.has(o.line)) (this.outcomes.set(o.line, o), n++);
+          for (const o of outcomes) {
+            if (this.outcomes.has(o.line)) continue;
+            this.outcomes.set(o.line, o);
+            n++;
+          }
           return n;
         },
         commit: async (_batch, end) => {
