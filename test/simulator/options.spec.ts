@@ -165,9 +165,10 @@ describe('simulator bookkeeping', () => {
   });
 
   it('keeps only the most recent arrival times', () => {
-    const stats = new StatsRegistry(3);
-    for (let t = 1; t <= 5; t++) {
-      stats.global.arrive(t);
+    let t = 0;
+    const stats = new StatsRegistry({ maxRequestTimes: 3, maxHistorySeconds: 10 }, () => t);
+    for (t = 1; t <= 5; t++) {
+      stats.global.arrive();
       stats.global.depart();
     }
     expect(stats.snapshot().requestTimes).toEqual([3, 4, 5]);
