@@ -20,6 +20,7 @@ import { parseArgs } from 'node:util';
 import type { SecondStats, SimulatorStats } from '../src/simulator/server';
 import { createApiKey, runBatch, startBarge, type BatchRun } from './barge';
 import { runDirect, type DirectResult } from './direct';
+import { sustained } from './figures';
 import { peakRssMiB, pidFromFile, treeCpuSeconds } from './processes';
 import {
   BARGE_SETTINGS,
@@ -86,24 +87,6 @@ function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
 }
 
 // --- what is measured ----------------------------------------------------------------------
-
-/** Average of a per-second level over the middle of the run (10th to 90th percentile of its span). */
-function sustained(
-  perSecond: SecondStats[],
-  key: 'inFlight' | 'serving',
-  from = 0.1,
-  to = 0.9,
-): number | null {
-  if (perSecond.length === 0) return null;
-  const first = perSecond[0].t;
-  const span = perSecond[perSecond.length - 1].t - first + 1;
-  const lo = first + Math.floor(span * from);
-  const hi = first + Math.max(Math.floor(span * from), Math.ceil(span * to) - 1);
-  const byTime = new Map(perSecond.map((s) => [s.t, s[key]]));
-  let sum = 0;
-  for (let t = lo; t <= hi; t++) sum += byTime.get(t) ?? 0; // a missing second had nothing in flight
-  return sum / (hi - lo + 1);
-}
 
 interface SimulatorSummary {
   requests: number;
