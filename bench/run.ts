@@ -517,7 +517,7 @@ function table(results: ScenarioResult[]): string {
         fmt(barge.requestsPerSecond, 0),
         fmt(barge.cpuSecondsPer1000, 2),
         `${fmt(barge.peakRssMiB.api, 0)}/${fmt(barge.peakRssMiB.worker, 0)}`,
-        fmt(barge.simulator.sustainedInFlight, 0),
+        fmt(barge.simulator.sustainedInFlight, (barge.simulator.sustainedInFlight ?? 0) < 10 ? 1 : 0),
       ]);
     }
   }
