@@ -3,6 +3,7 @@ import { DataSource, EntityManager, SelectQueryBuilder } from 'typeorm';
 import type { BargeConfig } from '../config/config';
 import { newId } from '../common/ids';
 import { notFound } from '../common/openai-error';
+import { echo } from '../common/text';
 import { fetchPage, Page, PageQuery } from '../common/pagination';
 import { BATCH_STATUSES, TERMINAL_STATUSES } from '../database/entities/batch.entity';
 import { FilePurpose, FileRecord } from '../database/entities/file.entity';
@@ -59,7 +60,7 @@ const ACTIVE_STATUSES = BATCH_STATUSES.filter((s) => !TERMINAL_STATUSES.includes
 const ACTIVE_BATCH = `SELECT 1 FROM batches b WHERE b.input_file_id = f.id AND b.status = ANY($1)`;
 
 const objectKey = (tenantId: string, fileId: string) => `${FILES_PREFIX}${tenantId}/${fileId}`;
-const fileNotFound = (id: string) => notFound(`No such File object: ${id}`, 'id');
+export const fileNotFound = (id: string) => notFound(`No such File object: ${echo(id)}`, 'id');
 
 /**
  * Files: rows in Postgres, bytes in object storage. A plain class (no Nest) so the API and
