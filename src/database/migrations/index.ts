@@ -1,10 +1,12 @@
 import { InitialSchema1763700000000 } from './1763700000000-initial-schema';
 import { FilesPurgedAt1763750000000 } from './1763750000000-files-purged-at';
 import { UpstreamLimits1763800000000 } from './1763800000000-upstream-limits';
+import { BatchIdempotencyFingerprint1764100000000 } from './1764100000000-batch-idempotency-fingerprint';
 
 /** Every migration, oldest first. Add new ones at the end; never edit one that has shipped. */
 export const MIGRATIONS = [
   InitialSchema1763700000000,
   FilesPurgedAt1763750000000,
   UpstreamLimits1763800000000,
+  BatchIdempotencyFingerprint1764100000000,
 ];
