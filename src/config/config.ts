@@ -62,7 +62,7 @@ const configSchema = z.object({
       /** Streamed uploads and downloads are cut after this long without a byte moving. */
       streamIdleTimeoutMs: positiveInt.default(300_000),
       /** File uploads one tenant may have in flight at once, per API process (429 beyond). */
-      maxConcurrentUploadsPerTenant: positiveInt.default(4),
+      maxConcurrentUploadsPerTenant: positiveInt.default(8),
     })
     .prefault({}),
   postgres: z.object({

@@ -80,10 +80,6 @@ export function readMultipartForm(
 
     parser.on('field', (name, value, info) => {
       if (failed) return;
-      if (info.nameTruncated) {
-        fail(invalidRequest(`A field name is too long: '${echo(name)}…'.`, null, 'invalid_value'));
-        return;
-      }
       if (info.valueTruncated) {
         fail(invalidRequest(`The value of '${echo(name)}' is too long.`, name, 'invalid_value'));
         return;

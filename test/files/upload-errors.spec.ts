@@ -186,11 +186,12 @@ describe('POST /v1/files size caps', () => {
       .catch((e: unknown) => e as InstanceType<typeof OpenAI.APIError>);
     expect(sdk).toMatchObject({ status: 413, error: { code: 'file_too_large', param: 'file' } });
 
-    // Purpose first: refused at byte 1001 while the client is still sending 5 MB; the rest of
-    // the body is read and dropped so the client still gets the answer.
+    // Purpose first: refused at byte 1001 while the client is still sending 512 KiB; the rest
+    // of the body is read and dropped so the client still gets the answer. (A body declared
+    // larger than any file plus its form, 1 MiB, is refused before it streams at all.)
     const early = await post(baseUrl, tenant.key, [
       ['purpose', 'batch'],
-      ['file', new Blob([LINE, Buffer.alloc(5 * 1024 * 1024, ' ')]), 'big.jsonl'],
+      ['file', new Blob([LINE, Buffer.alloc(512 * 1024, ' ')]), 'big.jsonl'],
     ]);
     expect(early).toMatchObject({
       status: 413,

@@ -26,7 +26,7 @@ describe('buildConfig', () => {
       headersTimeoutMs: 30_000,
       bodyTimeoutMs: 60_000,
       streamIdleTimeoutMs: 300_000,
-      maxConcurrentUploadsPerTenant: 4,
+      maxConcurrentUploadsPerTenant: 8,
     });
     expect(config.temporal.taskQueue).toBe('barge-batches');
     expect(config.limits.maxFileBytes).toBe(512 * 1024 * 1024);
