@@ -1,14 +1,25 @@
-import type { DataSource } from 'typeorm';
+import type { BatchRepository } from '../src/batches/store/batch.repository';
+import type { WorkRepository } from '../src/batches/store/work.repository';
+import type { Finalizer } from '../src/batches/finalize/finalizer';
 import type { BargeConfig } from '../src/config/config';
 import type { FileStore } from '../src/files/file-store';
 import type { ObjectStorage } from '../src/storage/object-storage';
+import type { Clock } from '../src/upstreams/clock';
 import type { UpstreamGateway } from '../src/upstreams/upstream-gateway';
+import type { DataSource } from 'typeorm';
 
-/** What activities need from the outside world; injected so tests can pass their own. */
+/**
+ * What activities need from the outside world, built once per worker process (src/worker.ts)
+ * and injected, so tests can pass their own.
+ */
 export interface ActivityDeps {
   config: BargeConfig;
   db: DataSource;
-  storage: ObjectStorage;
+  batches: BatchRepository;
+  work: WorkRepository;
   files: FileStore;
+  storage: ObjectStorage;
   gateway: UpstreamGateway;
+  finalizer: Finalizer;
+  clock: Clock;
 }

@@ -1,7 +1,7 @@
-import { createDispatchActivities } from './batch/dispatch-chunk.activity';
-import { createFinalizeActivities } from './batch/finalize.activity';
-import { createStatusActivities } from './batch/status.activity';
-import { createValidateActivities } from './batch/validate-input.activity';
+import { createDispatchActivities } from './dispatch.activity';
+import { createFinalizeActivities } from './finalize.activity';
+import { createStatusActivities } from './status.activity';
+import { createValidateActivities } from './validate.activity';
 import type { ActivityDeps } from './deps';
 import { createProbeActivities } from './probe.activities';
 

@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { APP_FILTER, DiscoveryModule } from '@nestjs/core';
 import { AuthModule } from './auth/auth.module';
-import { BatchesModule } from './batches/batches.module';
+import { BatchesModule } from './batches/api/batches.module';
 import { OpenAIErrorFilter } from './common/openai-error';
 import { CoreModule } from './core.module';
 import { FilesModule } from './files/files.module';

@@ -1,6 +1,7 @@
 import { Global, Inject, Module, OnApplicationShutdown } from '@nestjs/common';
 import { Client } from '@temporalio/client';
 import { DataSource } from 'typeorm';
+import { BatchRepository } from './batches/store/batch.repository';
 import { BargeConfig, loadConfig } from './config/config';
 import { connectDatabase } from './database/data-source';
 import { MinioStorage } from './storage/minio-storage';
@@ -9,7 +10,7 @@ import { createTemporalClient } from './temporal/temporal-client';
 
 export const CONFIG = Symbol('BargeConfig');
 
-/** The API process's connections to the outside: configuration, Postgres, storage, Temporal. */
+/** The API process's connections to the outside (configuration, Postgres, storage, Temporal) and its repositories. */
 @Global()
 @Module({
   providers: [
@@ -33,8 +34,13 @@ export const CONFIG = Symbol('BargeConfig');
       useFactory: (config: BargeConfig) => createTemporalClient(config.temporal),
       inject: [CONFIG],
     },
+    {
+      provide: BatchRepository,
+      useFactory: (db: DataSource) => new BatchRepository(db),
+      inject: [DataSource],
+    },
   ],
-  exports: [CONFIG, DataSource, OBJECT_STORAGE, Client],
+  exports: [CONFIG, DataSource, OBJECT_STORAGE, Client, BatchRepository],
 })
 export class CoreModule implements OnApplicationShutdown {
   constructor(

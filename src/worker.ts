@@ -1,19 +1,33 @@
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createActivities } from '../activities';
-import { ConfigError, loadConfig } from './config/config';
+import { readChunk } from './batches/dispatch/chunk-reader';
+import { Finalizer } from './batches/finalize/finalizer';
+import { Reconciler } from './batches/reconcile/reconciler';
+import { batchWorkflowStatus, startBatchWorkflow } from './batches/start-batch-workflow';
+import { BatchRepository } from './batches/store/batch.repository';
+import { PgFinalizeStore } from './batches/store/finalize.store';
+import { WorkRepository } from './batches/store/work.repository';
+import { ConfigError, loadConfig, type BargeConfig } from './config/config';
 import { connectDatabase } from './database/data-source';
 import { FileStore } from './files/file-store';
 import { MinioStorage } from './storage/minio-storage';
-import { HttpUpstreamGateway } from './upstreams/gateway';
+import type { ObjectStorage } from './storage/object-storage';
+import type { DataSource } from 'typeorm';
+import { PoisonInput } from './common/failures';
+import { systemClock } from './upstreams/clock';
+import { HttpUpstreamGateway, newWorkerId } from './upstreams/gateway';
+import { Maintenance } from './worker/maintenance';
 
 /**
- * The worker process: runs batch workflows and their activities. No HTTP server.
- * Two task queues, so slow upstream calls never starve workflow bookkeeping.
+ * The worker process: runs batch workflows and their activities, and the periodic
+ * maintenance (reconciler, sweeps). No HTTP server. Two task queues, so slow upstream calls
+ * never starve workflow bookkeeping. Every dependency is built here, once, and injected.
  */
 async function main(): Promise<void> {
-  let config;
+  let config: BargeConfig;
   try {
     config = loadConfig();
   } catch (err) {
@@ -27,13 +41,31 @@ async function main(): Promise<void> {
     telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } },
   });
 
-  const db = await connectDatabase(config, 'barge-worker');
+  const workerId = newWorkerId();
+  // Named by its worker id in Postgres, which tells the other workers this one is alive.
+  const appName = `barge-worker ${workerId}`.slice(0, 63);
+  const db = await connectDatabase(config, appName);
   const storage = new MinioStorage(config.storage);
   await storage.ensureBucket();
   const files = new FileStore(db, storage, config);
-  const gateway = new HttpUpstreamGateway(config, db);
-  const activities = createActivities({ config, db, storage, files, gateway });
+  const batches = new BatchRepository(db);
+  const work = new WorkRepository(db);
+  const gateway = HttpUpstreamGateway.forDatabase(config, db, { workerId, appName });
+  const finalizer = buildFinalizer(db, batches, work, files, storage);
+  const activities = createActivities({
+    config,
+    db,
+    batches,
+    work,
+    files,
+    storage,
+    gateway,
+    finalizer,
+    clock: systemClock,
+  });
   const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const clientConnection = await Connection.connect({ address: config.temporal.address });
+  const temporal = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
 
   // A bundle prepared at build time starts in milliseconds; otherwise bundle now (a few seconds).
   const prebuilt = join(__dirname, '..', 'workflow-bundle.js');
@@ -48,6 +80,7 @@ async function main(): Promise<void> {
     taskQueue: config.temporal.taskQueue,
     ...workflowSource,
     activities,
+    maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentBookkeeping,
     shutdownGraceTime,
   });
   const upstream = await Worker.create({
@@ -55,22 +88,71 @@ async function main(): Promise<void> {
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.upstreamTaskQueue,
     activities,
+    // Chunks mostly wait on upstream calls; their memory is bounded by chunkMaxBytes each.
+    maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentChunks,
     shutdownGraceTime,
     // Cancellation reaches an activity only with a heartbeat's answer; by default heartbeats
     // wait 0.8 x heartbeatTimeout (16 s), so a cancelled batch would keep calling upstream.
     maxHeartbeatThrottleInterval: '1 second',
   });
 
+  const maintenance = new Maintenance(
+    db,
+    new Reconciler(
+      {
+        candidates: (before, limit) => batches.nonTerminalBefore(before, limit),
+        workflowStatus: (id) => batchWorkflowStatus(temporal, id),
+        startWorkflow: (batch) => startBatchWorkflow(temporal, config, batch),
+        finalize: (request) => finalizer.finalize(request),
+        now: () => new Date(),
+      },
+      config.worker.reconcileGraceMs,
+    ),
+    work,
+    storage,
+    config.worker.reconcileIntervalMs,
+  );
+  maintenance.start();
+
   console.log(
     `barge-worker: polling ${config.temporal.taskQueue} and ${config.temporal.upstreamTaskQueue} on ${config.temporal.address}`,
   );
   // Runtime turns SIGINT/SIGTERM into a graceful shutdown: polling stops, in-flight activities
-  // get shutdownGraceTime to finish (chunks record results as they go, so a retry resumes).
+  // get shutdownGraceTime to finish (chunks drain: calls in flight end and are recorded).
   await Promise.all([orchestration.run(), upstream.run()]);
+  await maintenance.stop();
   await gateway.close();
+  await clientConnection.close();
   await connection.close();
   await db.destroy();
   console.log('barge-worker: stopped');
+}
+
+function buildFinalizer(
+  db: DataSource,
+  batches: BatchRepository,
+  work: WorkRepository,
+  files: FileStore,
+  storage: ObjectStorage,
+): Finalizer {
+  return new Finalizer({
+    store: new PgFinalizeStore(db, batches, work, files),
+    readChunk: async (batch, chunk, skip) => {
+      const input = await files.inputObject(batch.inputFileId);
+      if (!input) throw new PoisonInput(`the input file ${batch.inputFileId} of ${batch.id} is gone`);
+      return readChunk(storage, input.objectKey, chunk, skip);
+    },
+    stage: async (batch, file, attempt, source) => {
+      const stored = await files.upload(batch.tenantId, source, {
+        id: file.id,
+        attempt,
+        contentType: 'application/jsonl',
+      });
+      return { id: stored.id, objectKey: stored.objectKey, bytes: stored.bytes, filename: file.filename };
+    },
+    discard: (file) => storage.remove(file.objectKey).catch(() => undefined),
+    now: () => new Date(),
+  });
 }
 
 main().catch((err) => {

@@ -1,64 +1,86 @@
 import {
   ActivityCancellationType,
+  allHandlersFinished,
+  ApplicationFailure,
   CancellationScope,
   condition,
   continueAsNew,
-  defineQuery,
-  defineSignal,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { FinalizeReason } from '../activities/batch/finalize.activity';
+import type { FinalizeReason } from '../src/batches/finalize/finalizer';
+import {
+  cancelBatchSignal,
+  cancelUpdate,
+  NOT_CANCELLABLE,
+  progressQuery,
+  type BatchProgress,
+  type BatchWorkflowInput,
+  type CarriedState,
+} from './batch.definitions';
+import { legacyBatchWorkflow } from './legacy-batch.workflow';
 import { BatchStatusKey, ModelKey } from './search-attributes';
+
+export * from './batch.definitions';
 
 /**
  * One workflow per batch (workflow id = batch id). Only ids and counters pass through
  * Temporal; requests and results live in MinIO and Postgres.
  *
- *   validateInput -> dispatchChunk x N (sliding window) -> finalizeBatch
+ *   validateInput -> dispatchChunk x N (a sliding window) -> finalizeBatch
  *
- * Cancel (signal from the API, or Temporal's own cancellation from the Web UI) and the
- * completion window both stop the window, let in-flight chunks record what they finished,
- * and finalize with the rest marked batch_cancelled / batch_expired.
+ * - Cancel is an Update (the API's) or Temporal's own cancellation (the Web UI's); both stop
+ *   the window, let chunks in flight record what they finished, and finalize with the rest
+ *   as batch_cancelled. A cancel that arrives while finalize runs waits for it: the batch ends
+ *   as finalize decided. Cancel wins over "every chunk settled" when both happen at once.
+ * - The completion window (an absolute expiresAt, kept across continue-as-new) ends in
+ *   `expired`, the unanswered requests as batch_expired.
+ * - Continue-as-new, when Temporal suggests it, hands the chunks in flight to the next run,
+ *   which dispatches them at once: the window never drains. (The chunk activities of the old
+ *   run drain and give their chunk's claim to the new attempts: no request is sent twice.)
+ * - A chunk that fails for good (a deterministic failure, or infrastructure failing beyond
+ *   its retry bound) ends the batch `failed`, with its finished results in the output file.
+ *
+ * Versioning: runs started by the first release replay the first release's code
+ * (legacy-batch.workflow.ts) behind `patched(V2)`.
  */
-export interface BatchWorkflowInput {
-  batchId: string;
-  /** Epoch ms when the completion window ends; absolute, so continue-as-new keeps the clock. */
-  expiresAt: number;
-  /** Chunk activities in flight at once. */
-  window: number;
-  /** Task queue of the workers that call upstream models. */
-  upstreamTaskQueue: string;
-  /** Carried across continue-as-new once validation has passed. */
-  progress?: { chunkCount: number; nextChunk: number };
-}
 
-export interface BatchProgress {
-  phase: 'validating' | 'in_progress' | 'finalizing' | 'done';
-  chunkCount: number;
-  nextChunk: number;
-  chunksInFlight: number;
-  cancelRequested: boolean;
-}
+const V2 = 'barge-batch-v2';
 
-export const cancelBatchSignal = defineSignal('cancelBatch');
-export const progressQuery = defineQuery<BatchProgress>('progress');
+/** Deterministic failures: retrying them cannot help (src/common/failures.ts). */
+const NON_RETRYABLE = ['BatchNotFound', 'InvalidBatchState', 'PoisonInput'];
 
-// Infrastructure faults are retried until they heal; per-request upstream faults never fail
-// an activity (the chunk records them as outcomes).
-const RETRY = { initialInterval: '1 second', maximumInterval: '1 minute' } as const;
+/**
+ * Infrastructure faults retry with backoff within these bounds; past them the batch fails
+ * (chunks: about 25 minutes of a failing dependency; finalize: about 45 minutes, after which
+ * the reconciler keeps trying).
+ */
+const CHUNK_RETRY = {
+  initialInterval: '1 second',
+  backoffCoefficient: 2,
+  maximumInterval: '1 minute',
+  maximumAttempts: 30,
+  nonRetryableErrorTypes: NON_RETRYABLE,
+} as const;
+const BOOKKEEPING_RETRY = { ...CHUNK_RETRY, maximumAttempts: 50 } as const;
 
 const bookkeeping = proxyActivities<Activities>({
   startToCloseTimeout: '1 hour',
   heartbeatTimeout: '1 minute',
-  retry: RETRY,
+  retry: BOOKKEEPING_RETRY,
 });
 
 export async function batchWorkflow(input: BatchWorkflowInput): Promise<string> {
+  if (!patched(V2)) return legacyBatchWorkflow(input);
+  return runBatch(input);
+}
+
+async function runBatch(input: BatchWorkflowInput): Promise<string> {
   const { batchId, expiresAt } = input;
   const { dispatchChunk } = proxyActivities<Activities>({
     taskQueue: input.upstreamTaskQueue,
@@ -66,15 +88,46 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<string> 
     // A killed worker is noticed within this; the chunk then resumes on another worker.
     heartbeatTimeout: '20 seconds',
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry: RETRY,
+    retry: CHUNK_RETRY,
   });
+  // A first-release run that continued as new hands over its position only.
+  const carried: CarriedState | undefined =
+    input.carried ??
+    (input.progress && {
+      ...input.progress,
+      pending: [],
+      window: input.window,
+      cancelRequested: false,
+    });
   const progress: BatchProgress = {
-    phase: input.progress ? 'in_progress' : 'validating',
-    chunkCount: input.progress?.chunkCount ?? 0,
-    nextChunk: input.progress?.nextChunk ?? 0,
+    phase: carried ? 'in_progress' : 'validating',
+    chunkCount: carried?.chunkCount ?? 0,
+    nextChunk: carried?.nextChunk ?? 0,
     chunksInFlight: 0,
-    cancelRequested: false,
+    cancelRequested: carried?.cancelRequested ?? false,
   };
+  let window = carried?.window ?? input.window;
+  let pending = carried?.pending ?? [];
+
+  setHandler(
+    cancelUpdate,
+    async () => {
+      progress.cancelRequested = true;
+      return { status: await bookkeeping.markCancelling({ batchId }) };
+    },
+    {
+      validator: () => {
+        if (progress.phase === 'finalizing' || progress.phase === 'done') {
+          throw ApplicationFailure.nonRetryable(
+            progress.phase === 'finalizing'
+              ? 'Cannot cancel a batch that is finalizing: its results are being written.'
+              : 'The batch has ended.',
+            NOT_CANCELLABLE,
+          );
+        }
+      },
+    },
+  );
   setHandler(cancelBatchSignal, () => void (progress.cancelRequested = true));
   setHandler(progressQuery, () => progress);
 
@@ -82,22 +135,26 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<string> 
   // Whatever work is running, so a cancelled workflow can wait for it before finalizing.
   let current: Promise<unknown> = Promise.resolve();
 
-  const finalize = async (reason: FinalizeReason) => {
-    if (reason === 'cancelled') {
-      await bookkeeping.markCancelling({ batchId });
-      upsertSearchAttributes([{ key: BatchStatusKey, value: 'cancelling' }]);
-    } else if (reason === 'completed') {
-      upsertSearchAttributes([{ key: BatchStatusKey, value: 'finalizing' }]);
-    }
-    progress.phase = 'finalizing';
-    const { status } = await bookkeeping.finalizeBatch({ batchId, reason });
-    upsertSearchAttributes([{ key: BatchStatusKey, value: status }]);
-    progress.phase = 'done';
-    return status;
-  };
+  /** Ends the batch. Never cancellable: a cancel arriving meanwhile waits for it. */
+  const finalize = (reason: FinalizeReason, failure?: { code: string; message: string }) =>
+    CancellationScope.nonCancellable(async () => {
+      if (reason === 'cancelled') {
+        await bookkeeping.markCancelling({ batchId });
+        upsertSearchAttributes([{ key: BatchStatusKey, value: 'cancelling' }]);
+      } else if (reason === 'completed') {
+        upsertSearchAttributes([{ key: BatchStatusKey, value: 'finalizing' }]);
+      }
+      progress.phase = 'finalizing';
+      const { status } = await bookkeeping.finalizeBatch({ batchId, reason, failure });
+      upsertSearchAttributes([{ key: BatchStatusKey, value: status }]);
+      progress.phase = 'done';
+      return status;
+    });
 
   /** Runs `work` until it ends, the batch is cancelled, or the completion window closes. */
   async function untilStopped<T>(work: () => Promise<T>): Promise<{ done: T } | { stopped: FinalizeReason }> {
+    if (progress.cancelRequested) return { stopped: 'cancelled' };
+    if (msLeft() <= 0) return { stopped: 'expired' };
     const scope = new CancellationScope();
     let settled = false;
     const running = scope.run(work);
@@ -105,8 +162,9 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<string> 
       () => void (settled = true),
       () => void (settled = true),
     );
-    if (msLeft() > 0) await condition(() => settled || progress.cancelRequested, msLeft());
-    if (settled) return { done: await running };
+    await condition(() => settled || progress.cancelRequested, msLeft());
+    // Cancel wins, also when the work settled at the same moment.
+    if (!progress.cancelRequested && settled) return { done: await running };
     scope.cancel();
     await running.catch((err) => {
       if (!isCancellation(err)) throw err;
@@ -114,47 +172,61 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<string> 
     return { stopped: progress.cancelRequested ? 'cancelled' : 'expired' };
   }
 
-  /** A sliding window of chunk activities: workflow state grows with the window, not the batch. */
-  async function dispatchAll(): Promise<void> {
-    const inFlight = new Set<Promise<void>>();
+  type Dispatched =
+    { kind: 'done' } | { kind: 'continue'; inFlight: number[] } | { kind: 'failed'; message: string };
+
+  /** The sliding window of chunk activities: workflow state grows with the window, not the batch. */
+  async function dispatchAll(): Promise<Dispatched> {
+    const inFlight = new Map<number, Promise<void>>();
+    const chunks = new CancellationScope();
     let failure: unknown;
-    while (progress.nextChunk < progress.chunkCount || inFlight.size > 0) {
-      while (
-        inFlight.size < input.window &&
-        progress.nextChunk < progress.chunkCount &&
-        !workflowInfo().continueAsNewSuggested
-      ) {
-        const chunk: Promise<void> = dispatchChunk({ batchId, chunkIndex: progress.nextChunk++ }).then(
-          () => void inFlight.delete(chunk),
+    const launch = (idx: number): void => {
+      const chunk = chunks
+        .run(() => dispatchChunk({ batchId, chunkIndex: idx }))
+        .then(
+          () => void inFlight.delete(idx),
           (err) => {
-            inFlight.delete(chunk);
-            failure ??= err;
+            inFlight.delete(idx);
+            if (!isCancellation(err)) failure ??= err;
           },
         );
-        inFlight.add(chunk);
-      }
-      progress.chunksInFlight = inFlight.size;
-      if (inFlight.size === 0) break; // continue-as-new suggested and the window has drained
-      await Promise.race(inFlight);
+      inFlight.set(idx, chunk);
+    };
+    for (const idx of pending) launch(idx);
+    pending = [];
+    for (;;) {
       if (failure !== undefined) {
-        await Promise.all(inFlight);
-        throw failure;
+        // One chunk failed for good: stop the others (they record what they finished).
+        chunks.cancel();
+        await Promise.all(inFlight.values());
+        return { kind: 'failed', message: messageOf(failure) };
       }
+      if (chunks.consideredCancelled) {
+        // Cancelled or expired: no more launches; the chunks acknowledge and record first.
+        await Promise.all(inFlight.values());
+        return { kind: 'done' };
+      }
+      if (workflowInfo().continueAsNewSuggested) return { kind: 'continue', inFlight: [...inFlight.keys()] };
+      while (inFlight.size < window && progress.nextChunk < progress.chunkCount) launch(progress.nextChunk++);
+      progress.chunksInFlight = inFlight.size;
+      if (inFlight.size === 0) return { kind: 'done' };
+      await Promise.race(inFlight.values());
     }
-    progress.chunksInFlight = 0;
   }
 
   try {
-    if (!input.progress) {
+    if (!carried) {
       const validated = await untilStopped(() => bookkeeping.validateInput({ batchId }));
       if ('stopped' in validated) return await finalize(validated.stopped);
       const result = validated.done;
       if (!result.ok) {
+        progress.phase = 'done';
         upsertSearchAttributes([{ key: BatchStatusKey, value: 'failed' }]);
         return 'failed';
       }
       progress.chunkCount = result.chunkCount;
       progress.phase = 'in_progress';
+      window = windowFor(input, result.total, result.chunkCount, result.capacity);
       if (result.model) upsertSearchAttributes([{ key: ModelKey, value: result.model }]);
       // Cancelled while validation was finishing: every request becomes batch_cancelled.
       if (!result.stillValidating) return await finalize('cancelled');
@@ -163,14 +235,30 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<string> 
 
     const dispatched = await untilStopped(dispatchAll);
     if ('stopped' in dispatched) return await finalize(dispatched.stopped);
-    if (progress.nextChunk < progress.chunkCount) {
-      // History is getting long: start afresh with the same clock and position.
-      return await continueAsNew<typeof batchWorkflow>({
-        ...input,
-        progress: { chunkCount: progress.chunkCount, nextChunk: progress.nextChunk },
+    const outcome = dispatched.done;
+    if (outcome.kind === 'failed') {
+      return await finalize('failed', {
+        code: 'batch_failed',
+        message: `The batch could not be completed: ${outcome.message}`,
       });
     }
-    return await finalize('completed');
+    if (outcome.kind === 'continue') {
+      // A cancel being handled finishes first; one that arrived is carried, and checked now.
+      await condition(allHandlersFinished);
+      if (progress.cancelRequested) return await finalize('cancelled');
+      return await continueAsNew<typeof batchWorkflow>({
+        ...input,
+        progress: undefined,
+        carried: {
+          chunkCount: progress.chunkCount,
+          nextChunk: progress.nextChunk,
+          pending: outcome.inFlight,
+          window,
+          cancelRequested: progress.cancelRequested,
+        },
+      });
+    }
+    return await finalize(progress.cancelRequested ? 'cancelled' : 'completed');
   } catch (err) {
     if (!isCancellation(err)) throw err;
     // Temporal's own cancellation (Web UI, CLI): the same outcome as the API's cancel, once
@@ -180,4 +268,21 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<string> 
       return finalize('cancelled');
     });
   }
+}
+
+/**
+ * Chunks in flight: enough for about twice the requests the upstreams take in flight, so one
+ * chunk's slow tail never idles their capacity, within [window, maxWindow].
+ */
+function windowFor(input: BatchWorkflowInput, total: number, chunkCount: number, capacity: number): number {
+  const perChunk = chunkCount > 0 ? total / chunkCount : 1;
+  const wanted = Math.ceil((2 * capacity) / Math.max(1, perChunk)) + 2;
+  return Math.max(input.window, Math.min(input.maxWindow ?? input.window, wanted));
+}
+
+function messageOf(error: unknown): string {
+  let e: unknown = error;
+  // An ActivityFailure wraps the activity's own failure: that one says what went wrong.
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e instanceof Error ? e.message : String(error);
 }

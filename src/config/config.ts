@@ -103,12 +103,32 @@ const configSchema = z.object({
         .array(z.string().regex(/^\d+[smhd]$/))
         .min(1)
         .default(['24h', '48h']),
-      /** Requests per chunk activity. */
+      /** At most this many requests per chunk activity... */
       chunkSize: positiveInt.default(200),
-      /** Chunk activities in flight per batch. */
+      /** ...and at most this many bytes of input (a chunk's requests are in memory while it runs). */
+      chunkMaxBytes: positiveInt.default(4 * MB),
+      /**
+       * Chunk activities in flight per batch, at least. A batch whose upstreams take more in
+       * flight gets a wider window (about twice their capacity in requests), up to maxChunkWindow.
+       */
       chunkWindow: positiveInt.default(8),
-      /** Requests in flight per chunk activity (upstream limits still apply on top). */
-      chunkConcurrency: positiveInt.default(32),
+      maxChunkWindow: positiveInt.max(1000).default(64),
+      /** A chunk's claim lapses this long after its last renewal (a crashed attempt's chunk is free again). */
+      chunkClaimTtlMs: positiveInt.default(15_000),
+      /** How long a chunk keeps trying to record answers while Postgres refuses them, before it fails. */
+      recordGiveUpMs: positiveInt.default(120_000),
+    })
+    .prefault({}),
+  worker: z
+    .object({
+      /** Chunk activities one worker runs at once (each holds its chunk in memory). */
+      maxConcurrentChunks: positiveInt.default(200),
+      /** Validation and finalize activities one worker runs at once. */
+      maxConcurrentBookkeeping: positiveInt.default(20),
+      /** How often the worker looks for batches whose workflow is gone (the reconciler). */
+      reconcileIntervalMs: positiveInt.default(60_000),
+      /** A batch this young is left alone by the reconciler (its workflow may be starting). */
+      reconcileGraceMs: positiveInt.default(120_000),
     })
     .prefault({}),
   upstreams: z.array(upstreamSchema).default([]),
@@ -163,8 +183,15 @@ export const ENV_VARS: Record<string, string> = {
   BARGE_BATCH_FILE_TTL_SECONDS: 'limits.batchFileTtlSeconds',
   BARGE_COMPLETION_WINDOWS: 'batches.completionWindows',
   BARGE_CHUNK_SIZE: 'batches.chunkSize',
+  BARGE_CHUNK_MAX_BYTES: 'batches.chunkMaxBytes',
   BARGE_CHUNK_WINDOW: 'batches.chunkWindow',
-  BARGE_CHUNK_CONCURRENCY: 'batches.chunkConcurrency',
+  BARGE_MAX_CHUNK_WINDOW: 'batches.maxChunkWindow',
+  BARGE_CHUNK_CLAIM_TTL_MS: 'batches.chunkClaimTtlMs',
+  BARGE_RECORD_GIVE_UP_MS: 'batches.recordGiveUpMs',
+  BARGE_WORKER_MAX_CONCURRENT_CHUNKS: 'worker.maxConcurrentChunks',
+  BARGE_WORKER_MAX_CONCURRENT_BOOKKEEPING: 'worker.maxConcurrentBookkeeping',
+  BARGE_RECONCILE_INTERVAL_MS: 'worker.reconcileIntervalMs',
+  BARGE_RECONCILE_GRACE_MS: 'worker.reconcileGraceMs',
   BARGE_SIMULATOR_URL: 'simulatorUrl',
   BARGE_LOG_LEVEL: 'logLevel',
 };

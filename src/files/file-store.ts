@@ -59,7 +59,15 @@ const ACTIVE_STATUSES = BATCH_STATUSES.filter((s) => !TERMINAL_STATUSES.includes
 /** SQL: an active batch reads file `f` (statuses in $1). */
 const ACTIVE_BATCH = `SELECT 1 FROM batches b WHERE b.input_file_id = f.id AND b.status = ANY($1)`;
 
-const objectKey = (tenantId: string, fileId: string) => `${FILES_PREFIX}${tenantId}/${fileId}`;
+/**
+ * Where a file's bytes live. Writers that may run more than once for the same file id (a
+ * retried batch finalize) stage under a key of their attempt, so one attempt never overwrites
+ * another's object; the file's id stays the last path segment (the orphan sweep relies on it).
+ */
+const objectKey = (tenantId: string, fileId: string, attempt?: string) =>
+  attempt === undefined
+    ? `${FILES_PREFIX}${tenantId}/${fileId}`
+    : `${FILES_PREFIX}${tenantId}/attempts/${attempt}/${fileId}`;
 export const fileNotFound = (id: string) => notFound(`No such File object: ${echo(id)}`, 'id');
 
 /**
@@ -99,10 +107,10 @@ export class FileStore {
   async upload(
     tenantId: string,
     source: AsyncIterable<Buffer | string>,
-    options: { id?: string; maxBytes?: number; contentType?: string } = {},
+    options: { id?: string; attempt?: string; maxBytes?: number; contentType?: string } = {},
   ): Promise<StoredObject> {
     const id = options.id ?? newId('file-');
-    const key = objectKey(tenantId, id);
+    const key = objectKey(tenantId, id, options.attempt);
     const { bytes } = await this.storage.putStream(key, source, {
       maxBytes: options.maxBytes,
       contentType: options.contentType,
@@ -110,8 +118,11 @@ export class FileStore {
     return { id, tenantId, objectKey: key, bytes };
   }
 
-  /** Second half of `create`: writes the row. If that fails, the object is removed. */
-  async commit(stored: StoredObject, details: FileDetails): Promise<FileRecord> {
+  /**
+   * Second half of `create`: writes the row (inside `tx` when given, which then owns the
+   * clean-up of a failed commit). If that fails, the object is removed.
+   */
+  async commit(stored: StoredObject, details: FileDetails, tx?: EntityManager): Promise<FileRecord> {
     const createdAt = details.createdAt ?? new Date();
     const record = this.db.getRepository(FileRecord).create({
       id: stored.id,
@@ -126,6 +137,10 @@ export class FileStore {
       deletedAt: null,
       purgedAt: null,
     });
+    if (tx) {
+      await tx.getRepository(FileRecord).insert(record);
+      return record;
+    }
     try {
       await this.db.getRepository(FileRecord).insert(record);
     } catch (err) {
@@ -165,6 +180,31 @@ export class FileStore {
     const record = await query.getOne();
     if (!record) throw fileNotFound(id);
     return record;
+  }
+
+  /**
+   * Inside a batch's creation: holds the tenant's input file row (FOR SHARE) so that a
+   * concurrent delete either happens first (false: the file is gone) or sees the new batch
+   * as a reader.
+   */
+  async holdForBatch(tx: EntityManager, tenantId: string, fileId: string): Promise<boolean> {
+    const rows = await tx.query(
+      `SELECT 1 FROM files WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL FOR SHARE`,
+      [fileId, tenantId],
+    );
+    return rows.length > 0;
+  }
+
+  /**
+   * The stored object of a batch's input file: deleted files count too, since an active batch
+   * keeps reading its input until it ends; null once purged or unknown.
+   */
+  async inputObject(fileId: string): Promise<{ objectKey: string; bytes: number } | null> {
+    const [row] = await this.db.query(
+      `SELECT object_key, bytes FROM files WHERE id = $1 AND purged_at IS NULL`,
+      [fileId],
+    );
+    return row ? { objectKey: row.object_key, bytes: Number(row.bytes) } : null;
   }
 
   /** A page of the tenant's files, optionally of one purpose. */

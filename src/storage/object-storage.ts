@@ -20,6 +20,8 @@ export interface ObjectStorage {
   remove(key: string): Promise<void>;
   /** Keys under `prefix` last modified before `olderThan` (for orphan sweeps). */
   listOlderThan(prefix: string, olderThan: Date): AsyncIterable<string>;
+  /** Aborts multipart uploads under `prefix` begun before `olderThan`; returns how many. */
+  sweepIncompleteUploads(prefix: string, olderThan: Date): Promise<number>;
   /** Throws when the storage is unreachable. */
   ping(): Promise<void>;
 }

@@ -3,21 +3,24 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import type { BargeConfig } from '../config/config';
-import { AbortHub, abortError, sleep } from './abort';
+import { AbortHub, abortError, isAbortError, sleep } from './abort';
+import type { PacingOptions } from './adaptive-concurrency';
 import { CircuitBreaker, type BreakerPass } from './circuit-breaker';
 import { systemClock, type Clock } from './clock';
 import { HttpUpstream, type AttemptResponse, type UpstreamTransport } from './http-upstream';
 import { LeaseKeeper } from './lease-keeper';
-import { LimitStore } from './limit-store';
+import { PgLimitStore, type LimitStore } from './limit-store';
 import { UpstreamLimiter } from './limiter';
 import { loadUpstreams, type Upstream } from './registry';
-import { healthOf, RetryPolicy, retryAfterMs, verdictOf } from './retry-policy';
+import { healthOf, isOverload, RetryPolicy, retryAfterMs, verdictOf } from './retry-policy';
 import { requestedModel, Router } from './router';
 import { ThrottledWarnings } from './throttled-warnings';
 import { estimateTokens, reportedTokens } from './token-estimate';
 import type { RouteCheck, UpstreamCall, UpstreamGateway, UpstreamResult } from './upstream-gateway';
 
 export interface GatewayOptions {
+  /** Where the shared limits live: Postgres in production, a fake in unit tests. */
+  limitStore: LimitStore;
   clock?: Clock;
   /** Uniform numbers in [0, 1) for backoff jitter. */
   random?: () => number;
@@ -27,14 +30,21 @@ export interface GatewayOptions {
   transport?: (upstream: Upstream) => UpstreamTransport;
   /** Identity of this process in the shared limit tables; unique per gateway by default. */
   workerId?: string;
+  /** Overrides of the adaptive pacing parameters (tests). */
+  pacing?: Omit<PacingOptions, 'max'>;
+}
+
+/** A fresh identity for one worker process in the shared limit tables (and its Postgres application_name). */
+export function newWorkerId(): string {
+  return `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
 }
 
 /**
- * Codes of results without an HTTP answer, besides the transport's (upstream_connection_error,
+ * Code of a result without an HTTP answer, besides the transport's (upstream_connection_error,
  * upstream_timeout, upstream_response_too_large) and the router's (invalid_url, model_not_found).
  */
-export const UNAVAILABLE = 'upstream_unavailable';
-export const DEADLINE_EXCEEDED = 'upstream_deadline_exceeded';
+/** A body that cannot be serialized (e.g. nested past what JSON.stringify can walk). */
+export const INVALID_BODY = 'invalid_request_body';
 
 /** One upstream's machinery in this process. */
 interface UpstreamRuntime {
@@ -61,13 +71,25 @@ export class HttpUpstreamGateway implements UpstreamGateway {
   private readonly clock: Clock;
   private closing: Promise<void> | undefined;
 
-  constructor(config: BargeConfig, db: DataSource, options: GatewayOptions = {}) {
+  /** The production wiring: shared limits in Postgres, this process known by `workerId`. */
+  static forDatabase(
+    config: BargeConfig,
+    db: DataSource,
+    options: Omit<GatewayOptions, 'limitStore'> & { appName?: string } = {},
+  ): HttpUpstreamGateway {
+    return new HttpUpstreamGateway(config, {
+      ...options,
+      limitStore: new PgLimitStore(db, options.appName ?? null),
+    });
+  }
+
+  constructor(config: BargeConfig, options: GatewayOptions) {
     this.clock = options.clock ?? systemClock;
     const upstreams = loadUpstreams(config, options.env ?? process.env);
     this.router = new Router(upstreams);
     this.retry = new RetryPolicy(config.routing, options.random);
-    const store = new LimitStore(db);
-    const workerId = options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+    const store = options.limitStore;
+    const workerId = options.workerId ?? newWorkerId();
     const onError = (what: string, error: unknown): void =>
       this.warnings.warn(what, `${what}: ${error instanceof Error ? error.message : String(error)}`);
     this.keeper = new LeaseKeeper(store, workerId, config.routing.leaseRefreshMs, this.clock, (e) =>
@@ -91,6 +113,7 @@ export class HttpUpstreamGateway implements UpstreamGateway {
         keeper: this.keeper,
         clock: this.clock,
         onError,
+        pacing: options.pacing,
       });
       this.runtimes.set(upstream.name, { upstream, breaker, limiter, transport: makeTransport(upstream) });
     }
@@ -116,14 +139,21 @@ export class HttpUpstreamGateway implements UpstreamGateway {
     }
     const candidates = route.candidates.map((u) => this.runtimes.get(u.name)!);
     const link = this.hub.link(call.signal);
+    // Waiting (for a slot, a circuit, a backoff) ends on either signal; a call in flight only on `signal`.
+    const holdLink = call.hold ? this.hub.link(call.hold) : null;
+    const waiting = holdLink ? AbortSignal.any([link.signal, holdLink.signal]) : link.signal;
     try {
-      return await this.execute(call, route.model, candidates, link.signal);
+      return await this.execute(call, route.model, candidates, { send: link.signal, wait: waiting });
     } catch (error) {
       // Aborted by the caller or by close(): the rejection is always an AbortError.
       if (link.signal.aborted) throw abortErrorFrom(error);
+      if (call.hold?.aborted && isAbortError(error)) {
+        return { kind: 'unanswered', reason: 'held', attempts: this.attemptsOf(error, call) };
+      }
       throw error;
     } finally {
       link.dispose();
+      holdLink?.dispose();
     }
   }
 
@@ -137,33 +167,56 @@ export class HttpUpstreamGateway implements UpstreamGateway {
     return this.closing;
   }
 
-  /** Attempts until success, a final answer, the attempt budget or the deadline. */
+  /**
+   * Attempts until success, a final answer, or the attempt budget. When the deadline stops it
+   * first (no slot in time, or the next attempt would start after it), the call is left
+   * unanswered: what a batch has not answered when its window closes becomes batch_expired.
+   */
   private async execute(
     call: UpstreamCall,
     model: string,
     candidates: UpstreamRuntime[],
-    signal: AbortSignal,
+    signals: { send: AbortSignal; wait: AbortSignal },
   ): Promise<UpstreamResult> {
     let attempts = call.attemptsSoFar;
     let failures = 0;
-    // What the call returns when it runs out of attempts or time: its last failure.
-    let last: UpstreamResult | null = null;
     // Upstreams that failed this request (no answer, or 5xx): the next attempt prefers others.
     const failedOn = new Set<UpstreamRuntime>();
+    let body: string;
+    try {
+      body = JSON.stringify(call.body);
+    } catch (error) {
+      return {
+        kind: 'error',
+        code: INVALID_BODY,
+        message: `The request body could not be serialized: ${(error as Error).message}.`,
+        upstream: null,
+        attempts,
+      };
+    }
     const tokens = estimateTokens(call.body);
+    const unanswered = (): UpstreamResult => ({ kind: 'unanswered', reason: 'deadline', attempts });
 
     for (;;) {
-      const chosen = await this.choose(candidates, failedOn, call.deadline, signal);
-      if (!chosen) return last ?? this.unavailable(model, candidates, attempts);
+      const chosen = await this.choose(candidates, failedOn, call.deadline, signals.wait).catch(
+        (error: unknown) => {
+          throw withAttempts(error, attempts);
+        },
+      );
+      if (!chosen) return unanswered();
       const { runtime, pass } = chosen;
-      const attempt = await this.attempt(runtime, pass, call, model, tokens, signal);
-      if (attempt === null) return last ?? this.deadlineExceeded(runtime, attempts);
+      let attempt: AttemptResponse | null;
+      try {
+        attempt = await this.attempt(runtime, pass, call, model, body, tokens, signals);
+      } catch (error) {
+        throw withAttempts(error, attempts);
+      }
+      if (attempt === null) return unanswered();
       attempts++;
 
       const result = this.toResult(runtime, attempt, attempts);
       if (verdictOf(attempt) !== 'retry') return result;
       failures++;
-      last = result;
       if (healthOf(attempt) === 'unhealthy') failedOn.add(runtime);
       if (attempts >= this.retry.maxAttempts) return result;
 
@@ -173,10 +226,22 @@ export class HttpUpstreamGateway implements UpstreamGateway {
         failedOn.has(runtime) && candidates.some((c) => !failedOn.has(c) && c.breaker.available());
       const retryAfter = attempt.kind === 'response' ? retryAfterMs(attempt.headers, this.clock.now()) : null;
       const delay = failover ? 0 : this.retry.delayMs(failures, retryAfter);
-      if (this.clock.now() + delay >= call.deadline) return result;
+      if (this.clock.now() + delay >= call.deadline) return unanswered();
       call.onRetry?.(attempts);
-      if (delay > 0) await sleep(delay, signal);
+      if (delay > 0) {
+        try {
+          await sleep(delay, signals.wait);
+        } catch (error) {
+          throw withAttempts(error, attempts);
+        }
+      }
     }
+  }
+
+  /** Attempts made before a hold stopped the call (carried on the AbortError). */
+  private attemptsOf(error: unknown, call: UpstreamCall): number {
+    const n = (error as { attempts?: unknown }).attempts;
+    return typeof n === 'number' ? n : call.attemptsSoFar;
   }
 
   /**
@@ -211,8 +276,9 @@ export class HttpUpstreamGateway implements UpstreamGateway {
     pass: BreakerPass,
     call: UpstreamCall,
     model: string,
+    body: string,
     tokens: number,
-    signal: AbortSignal,
+    signals: { send: AbortSignal; wait: AbortSignal },
   ): Promise<AttemptResponse | null> {
     const { upstream, breaker, limiter, transport } = runtime;
     let outcome: AttemptResponse | null = null;
@@ -226,21 +292,21 @@ export class HttpUpstreamGateway implements UpstreamGateway {
           tokens,
           deadline: call.deadline,
         },
-        signal,
+        signals.wait,
       );
       if (!slot) return null;
-      const sentAt = this.clock.now();
-      // The slot may come late; still, no attempt starts after the deadline.
-      if (sentAt >= call.deadline) {
+      // The slot may come late; still, no attempt starts after the deadline or once held.
+      if (this.clock.now() >= call.deadline || signals.wait.aborted) {
         slot.release(null);
+        if (signals.wait.aborted) throw abortError(signals.wait);
         return null;
       }
       try {
         outcome = await transport.send({
           endpoint: call.endpoint,
-          body: JSON.stringify(withModel(call.body, model, upstreamModel)),
+          body: upstreamModel === model ? body : withModel(call.body, upstreamModel),
           requestId: call.requestId,
-          signal,
+          signal: signals.send,
         });
       } finally {
         slot.release(
@@ -248,12 +314,25 @@ export class HttpUpstreamGateway implements UpstreamGateway {
             status: outcome.kind === 'response' ? outcome.status : null,
             tokensUsed: outcome.kind === 'response' ? reportedTokens(outcome.body) : null,
           },
+          this.overloadHold(outcome, call.deadline),
         );
       }
       return outcome;
     } finally {
       breaker.record(pass, outcome ? healthOf(outcome) : 'unknown');
     }
+  }
+
+  /**
+   * How long a slot that got "too much" (429/503) stays taken: what the upstream asked for
+   * (Retry-After, capped) or one backoff step. Without it the slot would go to the next
+   * request at once, and refusals could cycle through it as fast as the upstream answers.
+   */
+  private overloadHold(outcome: AttemptResponse | null, deadline: number): number {
+    if (outcome?.kind !== 'response' || !isOverload(outcome.status)) return 0;
+    const now = this.clock.now();
+    const asked = retryAfterMs(outcome.headers, now) ?? this.retry.baseDelayMs;
+    return Math.max(0, Math.min(asked, this.retry.retryAfterCapMs, deadline - now));
   }
 
   private toResult(runtime: UpstreamRuntime, attempt: AttemptResponse, attempts: number): UpstreamResult {
@@ -265,41 +344,23 @@ export class HttpUpstreamGateway implements UpstreamGateway {
       kind: 'http',
       status: attempt.status,
       body: attempt.body,
+      text: attempt.text,
       upstreamRequestId: attempt.headers['x-request-id'] ?? null,
       upstream,
-      attempts,
-    };
-  }
-
-  private unavailable(model: string, candidates: UpstreamRuntime[], attempts: number): UpstreamResult {
-    const names = candidates.map((c) => c.upstream.name).join(', ');
-    return {
-      kind: 'error',
-      code: UNAVAILABLE,
-      message: `No upstream serving the model '${model}' was available before the deadline (circuit open: ${names}).`,
-      upstream: null,
-      attempts,
-    };
-  }
-
-  private deadlineExceeded(runtime: UpstreamRuntime, attempts: number): UpstreamResult {
-    return {
-      kind: 'error',
-      code: DEADLINE_EXCEEDED,
-      message: `The request was still waiting for capacity on upstream ${runtime.upstream.name} at its deadline.`,
-      upstream: runtime.upstream.name,
       attempts,
     };
   }
 }
 
 /** The body as this upstream wants it: `model` renamed when the upstream has an alias for it. */
-function withModel(
-  body: Record<string, unknown>,
-  model: string,
-  upstreamModel: string,
-): Record<string, unknown> {
-  return upstreamModel === model ? body : { ...body, model: upstreamModel };
+function withModel(body: Record<string, unknown>, upstreamModel: string): string {
+  return JSON.stringify({ ...body, model: upstreamModel });
+}
+
+/** Marks an AbortError with the attempts made so far, so a held call reports them. */
+function withAttempts(error: unknown, attempts: number): unknown {
+  if (isAbortError(error)) (error as Error & { attempts?: number }).attempts = attempts;
+  return error;
 }
 
 function abortErrorFrom(error: unknown): Error {

@@ -6,6 +6,8 @@ export interface LeasedScope {
   readonly key: string;
   readonly maxConcurrency: number;
   readonly inFlight: number;
+  /** Epoch ms by which every call now in flight in this scope has ended. */
+  callsUntil(now: number): number;
   /** Slots this process could use now: in flight plus waiting, within its own pacing. */
   demand(): number;
   /** Lowers the grant at once; called before the lower figure is published. */
@@ -162,7 +164,12 @@ export class LeaseKeeper {
         // all workers hold never exceeds the limit, even while shares move.
         scope.lowerGrant(granted);
         const held = Math.max(granted, scope.inFlight);
-        await tx.put(scope.key, this.workerId, { demand, held }, this.ttlMs);
+        await tx.put(
+          scope.key,
+          this.workerId,
+          { demand, held, inFlight: scope.inFlight, callsUntil: scope.callsUntil(startedAt) },
+          this.ttlMs,
+        );
         results.push({ scope, granted, held });
       }
       return results;

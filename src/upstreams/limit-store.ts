@@ -10,7 +10,17 @@ import type { DataSource, EntityManager } from 'typeorm';
 export interface LeaseRow {
   workerId: string;
   demand: number;
+  /** Slots this worker may be using: its held figure, or, for a lapsed lease, its calls in flight. */
   held: number;
+}
+
+/** What a worker publishes about one scope at each rebalance. */
+export interface LeasePublication {
+  demand: number;
+  held: number;
+  inFlight: number;
+  /** Epoch ms by which every call now in flight has ended (its start plus the upstream timeout). */
+  callsUntil: number;
 }
 
 /** Rate-limit parameters of one take; a dimension with rate 0 is unlimited and not touched. */
@@ -34,35 +44,77 @@ const LEASE_LOCK_CLASS = 0x6261;
 export interface LeaseTransaction {
   /** Locks `scope` for this transaction and returns the other workers' live leases on it. */
   others(scope: string, workerId: string): Promise<LeaseRow[]>;
-  put(scope: string, workerId: string, lease: { demand: number; held: number }, ttlMs: number): Promise<void>;
+  put(scope: string, workerId: string, lease: LeasePublication, ttlMs: number): Promise<void>;
 }
 
-export class LimitStore {
-  constructor(private readonly db: DataSource) {}
+/** The shared state behind the limits; Postgres in production (PgLimitStore), a fake in unit tests. */
+export interface LimitStore {
+  leaseTransaction<T>(fn: (tx: LeaseTransaction) => Promise<T>): Promise<T>;
+  releaseLeases(workerId: string): Promise<void>;
+  ensureBucket(scope: string, requests: number, tokens: number): Promise<void>;
+  take(scope: string, t: TakeRequest): Promise<TakeResult>;
+}
+
+/**
+ * How long a worker with a lapsed lease and no Postgres session is still believed alive, so
+ * that its calls in flight keep counting through a Postgres restart (every session drops;
+ * live workers reconnect within seconds) but a crashed worker's share comes back.
+ */
+const LAPSED_GRACE = "interval '30 seconds'";
+
+export class PgLimitStore implements LimitStore {
+  /** `appName`: this process's Postgres application_name, which tells others it is alive. */
+  constructor(
+    private readonly db: DataSource,
+    private readonly appName: string | null = null,
+  ) {}
 
   async leaseTransaction<T>(fn: (tx: LeaseTransaction) => Promise<T>): Promise<T> {
     return this.db.transaction(async (em: EntityManager) =>
       fn({
         others: async (scope, workerId) => {
           await em.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LEASE_LOCK_CLASS, scope]);
+          // Live leases count what they hold. A lapsed lease (a worker that could not renew:
+          // a database blip, a pause) still counts its calls in flight until they must have
+          // ended, while that worker is alive: it has a session, or lapsed only just now.
           const rows: { worker_id: string; demand: number; held: number }[] = await em.query(
             `WITH swept AS (
                DELETE FROM upstream_concurrency_leases
                WHERE scope = $1 AND expires_at < now() - interval '1 minute'
+                 AND (calls_until IS NULL OR calls_until < now())
              )
-             SELECT worker_id, demand, held FROM upstream_concurrency_leases
-             WHERE scope = $1 AND worker_id <> $2 AND expires_at > now()`,
+             SELECT worker_id,
+                    CASE WHEN expires_at > now() THEN demand ELSE 0 END AS demand,
+                    CASE WHEN expires_at > now() THEN held ELSE in_flight END AS held
+               FROM upstream_concurrency_leases l
+              WHERE scope = $1 AND worker_id <> $2
+                AND (expires_at > now()
+                     OR (in_flight > 0 AND calls_until > now()
+                         AND (expires_at > now() - ${LAPSED_GRACE}
+                              OR EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.application_name = l.app_name))))`,
             [scope, workerId],
           );
           return rows.map((r) => ({ workerId: r.worker_id, demand: r.demand, held: r.held }));
         },
         put: async (scope, workerId, lease, ttlMs) => {
           await em.query(
-            `INSERT INTO upstream_concurrency_leases (scope, worker_id, demand, held, expires_at)
-             VALUES ($1, $2, $3, $4, now() + $5 * interval '1 millisecond')
+            `INSERT INTO upstream_concurrency_leases
+               (scope, worker_id, demand, held, in_flight, calls_until, app_name, expires_at)
+             VALUES ($1, $2, $3, $4, $5, to_timestamp($6 / 1000.0), $7, now() + $8 * interval '1 millisecond')
              ON CONFLICT (scope, worker_id) DO UPDATE
-               SET demand = EXCLUDED.demand, held = EXCLUDED.held, expires_at = EXCLUDED.expires_at`,
-            [scope, workerId, lease.demand, lease.held, ttlMs],
+               SET demand = EXCLUDED.demand, held = EXCLUDED.held, in_flight = EXCLUDED.in_flight,
+                   calls_until = EXCLUDED.calls_until, app_name = EXCLUDED.app_name,
+                   expires_at = EXCLUDED.expires_at`,
+            [
+              scope,
+              workerId,
+              lease.demand,
+              lease.held,
+              lease.inFlight,
+              lease.callsUntil,
+              this.appName,
+              ttlMs,
+            ],
           );
         },
       }),

@@ -40,12 +40,13 @@
  * many workers therefore gets more than one whose batch runs on one; exact global tenant
  * fairness would need the queue itself in the database.
  *
- * Adaptive pacing (AIMD on 429/503, adaptive-concurrency.ts) narrows this process's upstream
+ * Adaptive pacing (adaptive-concurrency.ts: overload rate above its noise floor, and latency)
+ * narrows this process's upstream
  * slots below its grant; the narrowed figure is what it reports as demand, so the shared
  * budget goes to the workers that can use it.
  */
 import { abortError } from './abort';
-import { AdaptiveConcurrency } from './adaptive-concurrency';
+import { AdaptiveConcurrency, type PacingOptions } from './adaptive-concurrency';
 import type { Clock } from './clock';
 import { FairQueue } from './fair-queue';
 import type { LeasedScope, LeaseKeeper } from './lease-keeper';
@@ -63,6 +64,8 @@ export interface LimiterDeps {
   keeper: LeaseKeeper;
   clock: Clock;
   onError: (what: string, error: unknown) => void;
+  /** Overrides of the pacing parameters (tests). */
+  pacing?: Omit<PacingOptions, 'max'>;
 }
 
 /** One limited scope (an upstream, or one model on it) in this process. */
@@ -80,6 +83,7 @@ class LimitScope implements LeasedScope {
   constructor(
     readonly key: string,
     limits: ScopeLimits,
+    private readonly callTimeoutMs: number,
     private readonly pacing: AdaptiveConcurrency | null,
     private readonly deps: LimiterDeps,
     private readonly onChange: () => void,
@@ -90,6 +94,11 @@ class LimitScope implements LeasedScope {
           deps.onError(`rate bucket ${key}`, e),
         )
       : null;
+  }
+
+  /** A call in flight now ends (answer or timeout) within the upstream's timeout. */
+  callsUntil(now: number): number {
+    return this.inFlight > 0 ? now + this.callTimeoutMs : now;
   }
 
   /** Joins the lease rebalancing on first use, so upstreams nobody calls cost no database work. */
@@ -156,7 +165,11 @@ export interface SlotRequest {
 export type SlotOutcome = { status: number | null; tokensUsed: number | null } | null;
 
 export interface Slot {
-  release(outcome: SlotOutcome): void;
+  /**
+   * Gives the slot back. `holdMs`: keep it that much longer (an upstream that answered 429
+   * with Retry-After gets no other request in its place until then).
+   */
+  release(outcome: SlotOutcome, holdMs?: number): void;
 }
 
 interface Waiter {
@@ -180,8 +193,10 @@ export class UpstreamLimiter {
     private readonly upstream: Upstream,
     private readonly deps: LimiterDeps,
   ) {
-    this.pacing = new AdaptiveConcurrency(upstream.limits.maxConcurrency);
-    this.scope = new LimitScope(upstream.name, upstream.limits, this.pacing, deps, () => this.pump());
+    this.pacing = new AdaptiveConcurrency({ max: upstream.limits.maxConcurrency, ...deps.pacing });
+    this.scope = new LimitScope(upstream.name, upstream.limits, upstream.timeoutMs, this.pacing, deps, () =>
+      this.pump(),
+    );
   }
 
   /**
@@ -280,23 +295,33 @@ export class UpstreamLimiter {
       s.bucket?.take(tokens);
     }
     let released = false;
-    const generation = this.pacing.generation;
+    const sentAt = this.deps.clock.now();
+    const free = (): void => {
+      for (const s of scopes) {
+        s.inFlight--;
+        s.released();
+      }
+      this.pump();
+    };
     return {
-      release: (outcome) => {
+      release: (outcome, holdMs = 0) => {
         if (released) return;
         released = true;
         for (const s of scopes) {
-          s.inFlight--;
           // Never sent: its tokens go back. Sent without an answer: the estimate stands.
           const used = outcome === null ? 0 : outcome.tokensUsed;
           if (used !== null) s.bucket?.correct(tokens, used);
-          s.released();
         }
         if (outcome?.status != null) {
-          if (isOverload(outcome.status)) this.pacing.onOverload(generation);
-          else if (outcome.status >= 200 && outcome.status < 300) this.pacing.onSuccess();
+          const kind = isOverload(outcome.status)
+            ? 'overload'
+            : outcome.status >= 200 && outcome.status < 300
+              ? 'success'
+              : 'other';
+          this.pacing.record(kind, this.deps.clock.now() - sentAt);
         }
-        this.pump();
+        if (holdMs > 0) setTimeout(free, holdMs).unref();
+        else free();
       },
     };
   }
@@ -307,8 +332,13 @@ export class UpstreamLimiter {
     if (!Object.hasOwn(limits, model)) return null;
     let scope = this.modelScopes.get(model);
     if (!scope) {
-      scope = new LimitScope(`${this.upstream.name}/${model}`, limits[model], null, this.deps, () =>
-        this.pump(),
+      scope = new LimitScope(
+        `${this.upstream.name}/${model}`,
+        limits[model],
+        this.upstream.timeoutMs,
+        null,
+        this.deps,
+        () => this.pump(),
       );
       this.modelScopes.set(model, scope);
     }

@@ -56,7 +56,7 @@ export class RetryPolicy {
   readonly maxAttempts: number;
   private readonly baseMs: number;
   private readonly capMs: number;
-  private readonly retryAfterCapMs: number;
+  readonly retryAfterCapMs: number;
 
   constructor(
     routing: BargeConfig['routing'],
@@ -66,6 +66,11 @@ export class RetryPolicy {
     this.baseMs = routing.backoffBaseMs;
     this.capMs = routing.backoffMaxMs;
     this.retryAfterCapMs = routing.retryAfterMaxMs;
+  }
+
+  /** The first backoff step's ceiling. */
+  get baseDelayMs(): number {
+    return this.baseMs;
   }
 
   /**

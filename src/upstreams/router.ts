@@ -50,7 +50,8 @@ export class Router {
 
   check(model: string, endpoint: string, provider: string | null): RouteCheck {
     const route = this.route(model, endpoint, provider);
-    return route.ok ? { ok: true } : { ok: false, reason: route.reason };
+    if (!route.ok) return { ok: false, reason: route.reason };
+    return { ok: true, capacity: route.candidates.reduce((sum, u) => sum + u.limits.maxConcurrency, 0) };
   }
 
   get upstreams(): readonly Upstream[] {

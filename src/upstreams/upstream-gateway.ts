@@ -19,8 +19,14 @@ export interface UpstreamCall {
   deadline: number;
   /** Attempts already made in earlier runs of this request (retries survive worker restarts). */
   attemptsSoFar: number;
-  /** Aborted when the activity is cancelled (batch cancelled or expired, worker shutting down). */
+  /** Aborts everything at once, the call in flight included (the batch is cancelled or expired). */
   signal: AbortSignal;
+  /**
+   * Stops the call before it is sent (while it waits for a slot, a circuit, or its next
+   * attempt), leaving a call already in flight to finish: it then answers `unanswered`. A
+   * chunk holds its calls while it cannot record answers, and when it hands over its work.
+   */
+  hold?: AbortSignal;
   /** Called after each failed attempt that will be retried, so callers can checkpoint. */
   onRetry?: (attempts: number) => void;
 }
@@ -32,6 +38,8 @@ export type UpstreamResult =
       /** HTTP status of the last attempt: 2xx goes to the output file, anything else to the error file. */
       status: number;
       body: unknown;
+      /** The answer's text as received (credentials redacted); `body` is it parsed. */
+      text: string;
       /** The upstream's x-request-id, when it sent one. */
       upstreamRequestId: string | null;
       upstream: string;
@@ -44,12 +52,24 @@ export type UpstreamResult =
       message: string;
       upstream: string | null;
       attempts: number;
+    }
+  | {
+      /**
+       * No final outcome: the call was held before its next attempt, or the deadline came
+       * first (still waiting for capacity, or its next attempt would start after it). Nothing
+       * is recorded: the request is left for a later attempt, or becomes batch_expired.
+       */
+      kind: 'unanswered';
+      reason: 'held' | 'deadline';
+      attempts: number;
     };
 
 export interface RouteCheck {
   ok: boolean;
   /** When not ok: why, in words for the batch's `errors` (e.g. no upstream serves the model). */
   reason?: string;
+  /** When ok: requests the upstreams serving it may have in flight in all (sizes a batch's window). */
+  capacity?: number;
 }
 
 export interface UpstreamGateway {

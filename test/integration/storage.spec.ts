@@ -49,6 +49,22 @@ describe('MinioStorage', () => {
     }
     await expect(storage.putStream(key, cutOff())).rejects.toThrow('client went away');
     expect(await storage.size(key)).toBeNull();
+    // The multipart upload was aborted, not left for a sweep: nothing incomplete under the key.
+    expect(await storage.sweepIncompleteUploads(key, new Date(Date.now() + 60_000))).toBe(0);
+  });
+
+  it('sweeps multipart uploads a crashed writer left incomplete', async () => {
+    const key = `${prefix}/abandoned`;
+    // A writer that died mid-upload: initiated, one part sent, never completed nor aborted.
+    const client = (storage as unknown as { client: import('minio').Client }).client;
+    const uploadId = await client.initiateNewMultipartUpload(config.storage.bucket, key, {});
+    await client.uploadPart(
+      { bucketName: config.storage.bucket, objectName: key, uploadID: uploadId, partNumber: 1, headers: {} },
+      randomBytes(1024),
+    );
+    expect(await storage.sweepIncompleteUploads(key, new Date(Date.now() - 60_000))).toBe(0); // too young
+    expect(await storage.sweepIncompleteUploads(key, new Date(Date.now() + 60_000))).toBe(1);
+    expect(await storage.sweepIncompleteUploads(key, new Date(Date.now() + 60_000))).toBe(0);
   });
 
   it('refuses an object over maxBytes and leaves nothing behind', async () => {

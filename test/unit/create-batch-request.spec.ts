@@ -1,5 +1,5 @@
 import { OpenAIError } from '../../src/common/openai-error';
-import { parseCreateBatch } from '../../src/batches/create-batch.request';
+import { parseCreateBatch } from '../../src/batches/api/create-batch.request';
 
 const windows = ['24h', '48h'];
 const valid = { input_file_id: 'file-abc', endpoint: '/v1/chat/completions', completion_window: '24h' };

@@ -1,10 +1,10 @@
-import type { CreateBatchRequest } from '../../src/batches/create-batch.request';
+import type { CreateBatchRequest } from '../../src/batches/api/create-batch.request';
 import {
   fingerprint,
   idempotencyOf,
   MAX_IDEMPOTENCY_KEY_LENGTH,
   replay,
-} from '../../src/batches/idempotency';
+} from '../../src/batches/api/idempotency';
 import { OpenAIError } from '../../src/common/openai-error';
 import { BatchRecord } from '../../src/database/entities/batch.entity';
 

@@ -1,6 +1,6 @@
-import { validateLine, MAX_MODEL_LENGTH } from '../../src/batches/input-validation';
-import { MAX_JSON_DEPTH, nestsDeeperThan } from '../../src/batches/json-depth';
-import { MAX_LINE_BYTES } from '../../src/batches/jsonl-lines';
+import { validateLine, MAX_MODEL_LENGTH } from '../../src/batches/validate/input-validation';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from '../../src/batches/validate/json-depth';
+import { MAX_LINE_BYTES } from '../../src/batches/validate/jsonl-lines';
 import { unstorableText } from '../../src/common/text';
 
 const line = (o: unknown) => JSON.stringify(o);

@@ -1,5 +1,10 @@
 import { Readable } from 'node:stream';
-import { isBlank, jsonlLines, LineTooLongError, MAX_LINE_BYTES } from '../../src/batches/jsonl-lines';
+import {
+  isBlank,
+  jsonlLines,
+  LineTooLongError,
+  MAX_LINE_BYTES,
+} from '../../src/batches/validate/jsonl-lines';
 
 async function collect(parts: (string | Buffer)[], options = {}) {
   const out = [];

@@ -1,4 +1,4 @@
-import { errorLine, outcomeLine, usageOf } from '../../src/batches/output-lines';
+import { errorLine, outcomeLine, usageOf } from '../../src/batches/finalize/output-lines';
 
 describe('output lines', () => {
   it('writes a 2xx answer as an output line with usage', () => {
@@ -10,6 +10,7 @@ describe('output lines', () => {
       kind: 'http',
       status: 200,
       body,
+      text: JSON.stringify(body),
       upstreamRequestId: 'req_abc',
       upstream: 'sim',
       attempts: 1,
@@ -31,6 +32,7 @@ describe('output lines', () => {
       kind: 'http',
       status: 400,
       body,
+      text: JSON.stringify(body),
       upstreamRequestId: null,
       upstream: 'sim',
       attempts: 1,

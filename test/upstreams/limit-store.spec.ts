@@ -2,18 +2,18 @@ import type { DataSource } from 'typeorm';
 import { connectDatabase } from '../../src/database/data-source';
 import { systemClock } from '../../src/upstreams/clock';
 import { LeaseKeeper, type LeasedScope } from '../../src/upstreams/lease-keeper';
-import { LimitStore, type TakeRequest } from '../../src/upstreams/limit-store';
+import { PgLimitStore, type TakeRequest } from '../../src/upstreams/limit-store';
 import { stackConfig } from '../support/stack';
 import { cleanLimitTables, uniqueName } from './support';
 
 /** The shared state of the limits, statement by statement, against the test Postgres. */
 describe('shared limit tables', () => {
   let db: DataSource;
-  let store: LimitStore;
+  let store: PgLimitStore;
 
   beforeAll(async () => {
     db = await connectDatabase(stackConfig(), 'test-upstreams');
-    store = new LimitStore(db);
+    store = new PgLimitStore(db);
   });
 
   afterAll(async () => {
@@ -101,6 +101,9 @@ describe('shared limit tables', () => {
       ) {}
       demand(): number {
         return this.wanted;
+      }
+      callsUntil(now: number): number {
+        return now;
       }
       lowerGrant(granted: number): void {
         this.granted = Math.min(this.granted, granted);

@@ -36,8 +36,12 @@ class HandHeldTransport implements UpstreamTransport {
   }
 
   answerAll(status: number): void {
-    for (const resolve of this.waiting.splice(0))
-      resolve({ kind: 'response', status, headers: {}, body: {} });
+    this.answer(this.waiting.length, status);
+  }
+
+  answer(n: number, status: number, headers: Record<string, string> = {}): void {
+    for (const resolve of this.waiting.splice(0, n))
+      resolve({ kind: 'response', status, headers, text: '{}', body: {} });
   }
 
   async close(): Promise<void> {}
@@ -144,38 +148,39 @@ describe('upstream limits', () => {
     expect(Math.max(...times) - Math.min(...times)).toBeGreaterThanOrEqual(2900);
   });
 
-  it('halves its concurrency when the upstream answers 429, and grows it back with successes', async () => {
+  it('narrows its concurrency when 429s grow with it, keeping each refused slot for its Retry-After', async () => {
     const transport = new HandHeldTransport();
     const config = configWith({
       upstreams: [
         { name: uniqueName('paced'), baseUrl: 'http://127.0.0.1:9/v1', limits: { maxConcurrency: 8 } },
       ],
     });
-    // random() = 0: retries follow at once, so only the pacing holds them back.
-    const gateway = gateways.make(config, { transport: () => transport, random: () => 0 });
-    const first = Array.from({ length: 8 }, () => gateway.call(callOf()));
+    // Windows of 8 answers; random() = 0: retries follow at once, so only the pacing holds them.
+    const gateway = gateways.make(config, {
+      transport: () => transport,
+      random: () => 0,
+      pacing: { minWindow: 8 },
+    });
+    const calls = Array.from({ length: 8 }, () => gateway.call(callOf()));
     await waitUntil(() => transport.inFlight === 8);
 
-    transport.answerAll(429);
+    // Half refused: the upstream served 4 of 8, so the limit drops to 4 (by at most half).
+    transport.answer(4, 429, { 'retry-after-ms': '100' });
+    transport.answer(4, 200);
+    // The refused slots stay taken for their Retry-After: nothing is sent meanwhile.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(transport.inFlight).toBe(0);
+    // Then the four retries go out, within the new limit, while four more calls wait.
+    const more = Array.from({ length: 4 }, () => gateway.call(callOf()));
     await waitUntil(() => transport.inFlight === 4);
     await new Promise((r) => setTimeout(r, 50));
     expect(transport.inFlight).toBe(4);
-
-    // Each success adds 1/limit: four of them do not make a fifth slot yet.
     transport.answerAll(200);
     await waitUntil(() => transport.inFlight === 4);
     transport.answerAll(200);
-    for (const result of await Promise.all(first)) expect(result).toMatchObject({ status: 200, attempts: 2 });
-
-    // Eight successes from 4 make 5.7: five slots.
-    const more = Array.from({ length: 8 }, () => gateway.call(callOf()));
-    await waitUntil(() => transport.inFlight === 5);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(transport.inFlight).toBe(5);
-    transport.answerAll(200);
-    await waitUntil(() => transport.inFlight === 3);
-    transport.answerAll(200);
-    await Promise.all(more);
+    for (const result of await Promise.all([...calls, ...more])) {
+      expect(result).toMatchObject({ kind: 'http', status: 200 });
+    }
   });
 
   it('shares slots round-robin between tenants, then batches', async () => {

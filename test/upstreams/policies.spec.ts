@@ -99,24 +99,87 @@ describe('circuit breaker', () => {
 });
 
 describe('adaptive concurrency', () => {
-  it('halves on overload once per round trip and grows back by one per limit successes', () => {
-    const pacing = new AdaptiveConcurrency(16);
-    const burst = pacing.generation;
-    pacing.onOverload(burst);
-    expect(pacing.limit).toBe(8);
-    // The rest of the same burst of 429s carries no news.
-    pacing.onOverload(burst);
-    pacing.onOverload(burst);
-    expect(pacing.limit).toBe(8);
-    // A request sent after that decrease does.
-    pacing.onOverload(pacing.generation);
-    expect(pacing.limit).toBe(4);
-    for (let i = 0; i < 5; i++) pacing.onSuccess();
-    expect(pacing.limit).toBe(5);
-    for (let i = 0; i < 1000; i++) pacing.onSuccess();
-    expect(pacing.limit).toBe(16);
-    for (let i = 0; i < 10; i++) pacing.onOverload(pacing.generation);
-    expect(pacing.limit).toBe(1);
+  /** Drives the controller with answers drawn per window; returns the limit after each window. */
+  function drive(
+    pacing: AdaptiveConcurrency,
+    windows: number,
+    overloadShare: (limit: number) => number,
+    seed = 7,
+  ): number[] {
+    let state = seed;
+    const random = () => (state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const limits: number[] = [];
+    for (let w = 0; w < windows; w++) {
+      const n = Math.max(40, pacing.limit); // the controller's window
+      const share = overloadShare(pacing.limit);
+      for (let i = 0; i < n; i++) pacing.record(random() < share ? 'overload' : 'success', 100);
+      limits.push(pacing.limit);
+    }
+    return limits;
+  }
+
+  it('does not collapse under a load-independent share of 429s', () => {
+    const pacing = new AdaptiveConcurrency({ max: 256 });
+    const limits = drive(pacing, 400, () => 0.1);
+    // AIMD halving on each 429 would sit near 4; here the floor learns the noise, and only an
+    // occasional probe (one cut, undone a window later) costs a little.
+    const later = limits.slice(20);
+    expect(later.reduce((a, b) => a + b, 0) / later.length).toBeGreaterThan(0.95 * 256);
+    expect(Math.min(...later)).toBeGreaterThanOrEqual(128);
+    expect(pacing.noiseFloor).toBeGreaterThan(0.02);
+  });
+
+  it('finds a capacity above which 429s grow with concurrency, and stays just below it', () => {
+    const capacity = 100;
+    const pacing = new AdaptiveConcurrency({ max: 400 });
+    // Everything above the capacity is refused: the 429 share grows with the limit.
+    const share = (limit: number) => Math.max(0, (limit - capacity) / limit);
+    const limits = drive(pacing, 600, share).slice(100);
+    const mean = limits.reduce((a, b) => a + b, 0) / limits.length;
+    expect(mean).toBeGreaterThan(0.8 * capacity);
+    expect(mean).toBeLessThan(1.1 * capacity);
+    const overloadShare = limits.reduce((sum, l) => sum + share(l), 0) / limits.length;
+    expect(overloadShare).toBeLessThan(0.05);
+  });
+
+  it('backs off when latency rises with queueing at the upstream, not on steady latency', () => {
+    const steady = new AdaptiveConcurrency({ max: 64, minQueueDelayMs: 50 });
+    for (let i = 0; i < 2_000; i++) steady.record('success', 400 + (i % 7) * 10);
+    expect(steady.limit).toBe(64);
+    expect(steady.decreases).toBe(0);
+
+    const queueing = new AdaptiveConcurrency({ max: 64, minQueueDelayMs: 50 });
+    for (let i = 0; i < 200; i++) queueing.record('success', 100);
+    for (let i = 0; i < 200; i++) queueing.record('success', 600);
+    expect(queueing.decreases).toBeGreaterThan(0);
+    expect(queueing.limit).toBeLessThan(64);
+  });
+
+  it('grows back fast once the capacity comes back', () => {
+    const pacing = new AdaptiveConcurrency({ max: 256 });
+    let capacity = 5;
+    const share = (limit: number) => Math.max(0, (limit - capacity) / limit);
+    drive(pacing, 100, share);
+    expect(pacing.limit).toBeLessThan(10);
+    capacity = 1_000;
+    const back = drive(pacing, 60, share);
+    // Well above the last overload it grows by a quarter per window: 256 within dozens of windows.
+    expect(back.indexOf(256)).toBeGreaterThan(-1);
+    expect(back.indexOf(256)).toBeLessThan(40);
+  });
+
+  it('treats a share of 429s that a cut does not lower as not its own', () => {
+    const pacing = new AdaptiveConcurrency({ max: 64 });
+    const limits = drive(pacing, 50, () => 0.3);
+    expect(limits[limits.length - 1]).toBe(64);
+    expect(pacing.noiseFloor).toBeGreaterThan(0.2);
+  });
+
+  it('never goes below its minimum nor above its maximum', () => {
+    const pacing = new AdaptiveConcurrency({ max: 16, min: 2 });
+    // Capacity 1: every limit above it is overloaded.
+    expect(Math.min(...drive(pacing, 200, (limit) => (limit - 1) / limit))).toBe(2);
+    expect(Math.max(...drive(pacing, 100, () => 0))).toBe(16);
   });
 });
 

@@ -111,12 +111,9 @@ describe('upstream API keys', () => {
         `Bearer ${envKey}`,
         `Bearer ${envKey}`,
       ]);
-      expect(results.map((r) => (r.kind === 'http' ? r.status : r.code))).toEqual([
-        401,
-        401,
-        500,
-        'upstream_connection_error',
-      ]);
+      expect(
+        results.map((r) => (r.kind === 'http' ? r.status : r.kind === 'error' ? r.code : r.kind)),
+      ).toEqual([401, 401, 500, 'upstream_connection_error']);
       expect(results[0]).toMatchObject({
         body: { error: { message: 'Incorrect API key provided: Bearer [redacted]' } },
       });
@@ -139,7 +136,7 @@ describe('upstream API keys', () => {
     const config = configWith({
       upstreams: [{ name: uniqueName('a'), baseUrl: 'http://127.0.0.1:1/v1', apiKeyEnv: 'NOT_SET_ANYWHERE' }],
     });
-    expect(() => new HttpUpstreamGateway(config, db, { env: {} })).toThrow(
+    expect(() => HttpUpstreamGateway.forDatabase(config, db, { env: {} })).toThrow(
       /environment variable NOT_SET_ANYWHERE is not set/,
     );
     const noFile = configWith({
@@ -147,6 +144,6 @@ describe('upstream API keys', () => {
         { name: uniqueName('a'), baseUrl: 'http://127.0.0.1:1/v1', apiKeyFile: '/nonexistent/key' },
       ],
     });
-    expect(() => new HttpUpstreamGateway(noFile, db, { env: {} })).toThrow(/cannot read apiKeyFile/);
+    expect(() => HttpUpstreamGateway.forDatabase(noFile, db, { env: {} })).toThrow(/cannot read apiKeyFile/);
   });
 });

@@ -66,8 +66,8 @@ export class Gateways {
 
   constructor(private readonly db: () => DataSource) {}
 
-  make(config: BargeConfig, options: GatewayOptions = {}): HttpUpstreamGateway {
-    const gateway = new HttpUpstreamGateway(config, this.db(), options);
+  make(config: BargeConfig, options: Omit<GatewayOptions, 'limitStore'> = {}): HttpUpstreamGateway {
+    const gateway = HttpUpstreamGateway.forDatabase(config, this.db(), options);
     this.open.push(gateway);
     return gateway;
   }

@@ -54,7 +54,7 @@ export class BatchRecord {
   @Column('text', { name: 'idempotency_key', nullable: true })
   idempotencyKey!: string | null;
 
-  /** sha256 of the create request the key was first used with (src/batches/idempotency.ts). */
+  /** sha256 of the create request the key was first used with (src/batches/api/idempotency.ts). */
   @Column('text', { name: 'idempotency_fingerprint', nullable: true })
   idempotencyFingerprint!: string | null;
 

@@ -1,6 +1,6 @@
-import type { BatchErrorItem } from '../database/entities/batch.entity';
-import { BATCH_ENDPOINTS, BatchEndpoint, DEFAULT_MODERATION_MODEL } from '../common/endpoints';
-import { describeUnstorable, echo, unstorableText } from '../common/text';
+import type { BatchErrorItem } from '../../database/entities/batch.entity';
+import { BATCH_ENDPOINTS, BatchEndpoint, DEFAULT_MODERATION_MODEL } from '../../common/endpoints';
+import { describeUnstorable, echo, unstorableText } from '../../common/text';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from './json-depth';
 import { MAX_LINE_BYTES } from './jsonl-lines';
 

@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
-import { AuthModule } from '../auth/auth.module';
-import { FilesModule } from '../files/files.module';
+import { AuthModule } from '../../auth/auth.module';
+import { FilesModule } from '../../files/files.module';
 import { BatchesController } from './batches.controller';
 import { BatchesService } from './batches.service';
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { conflict, invalidRequest } from '../common/openai-error';
-import { requireStorable } from '../common/tenant-input';
-import type { BatchRecord } from '../database/entities/batch.entity';
+import { conflict, invalidRequest } from '../../common/openai-error';
+import { requireStorable } from '../../common/tenant-input';
+import type { BatchRecord } from '../../database/entities/batch.entity';
 import type { CreateBatchRequest } from './create-batch.request';
 
 /**

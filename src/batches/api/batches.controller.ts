@@ -1,10 +1,10 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, UseGuards } from '@nestjs/common';
-import { ApiKeyGuard } from '../auth/api-key.guard';
-import { CurrentTenant } from '../auth/current-tenant.decorator';
-import { invalidRequest, notFound } from '../common/openai-error';
-import { parsePageQuery } from '../common/pagination';
-import { PathIdPipe, requireStorable } from '../common/tenant-input';
-import { echo } from '../common/text';
+import { ApiKeyGuard } from '../../auth/api-key.guard';
+import { CurrentTenant } from '../../auth/current-tenant.decorator';
+import { invalidRequest, notFound } from '../../common/openai-error';
+import { parsePageQuery } from '../../common/pagination';
+import { PathIdPipe, requireStorable } from '../../common/tenant-input';
+import { echo } from '../../common/text';
 import { BatchesService } from './batches.service';
 
 /** A path batch id: one that cannot exist answers like an unknown one (as BatchesService does). */

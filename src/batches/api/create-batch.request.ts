@@ -1,7 +1,7 @@
-import { invalidRequest, notFound } from '../common/openai-error';
-import { BATCH_ENDPOINTS, BatchEndpoint, isBatchEndpoint } from '../common/endpoints';
-import { isIdShaped, requireStorable } from '../common/tenant-input';
-import { echo } from '../common/text';
+import { invalidRequest, notFound } from '../../common/openai-error';
+import { BATCH_ENDPOINTS, BatchEndpoint, isBatchEndpoint } from '../../common/endpoints';
+import { isIdShaped, requireStorable } from '../../common/tenant-input';
+import { echo } from '../../common/text';
 
 export interface CreateBatchRequest {
   inputFileId: string;

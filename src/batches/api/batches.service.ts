@@ -1,23 +1,25 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import {
-  Client,
-  WorkflowIdConflictPolicy,
-  WorkflowIdReusePolicy,
-  WorkflowNotFoundError,
-} from '@temporalio/client';
+import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { DataSource, QueryFailedError } from 'typeorm';
-import { batchWorkflow, cancelBatchSignal } from '../../workflows/batch.workflow';
-import { BatchStatusKey, EndpointKey, TenantIdKey } from '../../workflows/search-attributes';
-import { newId } from '../common/ids';
-import { PageQuery, toListObject } from '../common/pagination';
-import { conflict, invalidRequest, notFound, OpenAIError, serviceUnavailable } from '../common/openai-error';
-import { BargeConfig, windowToMs } from '../config/config';
-import { CONFIG } from '../core.module';
-import { BatchRecord, TERMINAL_STATUSES } from '../database/entities/batch.entity';
-import { FileStore } from '../files/file-store';
-import { providerNames } from '../upstreams/provider-names';
+import { cancelUpdate, NOT_CANCELLABLE } from '../../../workflows/batch.definitions';
+import { newId } from '../../common/ids';
+import { PageQuery, toListObject } from '../../common/pagination';
+import {
+  conflict,
+  invalidRequest,
+  notFound,
+  OpenAIError,
+  serviceUnavailable,
+} from '../../common/openai-error';
+import { BargeConfig, windowToMs } from '../../config/config';
+import { CONFIG } from '../../core.module';
+import { BatchRecord, TERMINAL_STATUSES } from '../../database/entities/batch.entity';
+import { FileStore } from '../../files/file-store';
+import { providerNames } from '../../upstreams/provider-names';
 import { presentBatch } from './batch.presenter';
-import { BatchRepository } from './batch.repository';
+import { batchWorkflowStatus, startBatchWorkflow } from '../start-batch-workflow';
+import { BatchRepository } from '../store/batch.repository';
 import { parseCreateBatch } from './create-batch.request';
 import { idempotencyOf, replay } from './idempotency';
 
@@ -26,16 +28,14 @@ export const PROVIDER_METADATA_KEY = 'barge_provider';
 @Injectable()
 export class BatchesService {
   private readonly logger = new Logger(BatchesService.name);
-  private readonly batches: BatchRepository;
 
   constructor(
     @Inject(CONFIG) private readonly config: BargeConfig,
-    db: DataSource,
+    private readonly db: DataSource,
+    private readonly batches: BatchRepository,
     private readonly files: FileStore,
     @Inject(Client) private readonly temporal: Client,
-  ) {
-    this.batches = new BatchRepository(db);
-  }
+  ) {}
 
   /**
    * Everything checkable now is checked now (fail fast); the row is written first, then the
@@ -93,9 +93,12 @@ export class BatchesService {
       expiresAt: new Date(now.getTime() + windowToMs(request.completionWindow)),
     } satisfies Partial<BatchRecord>);
     try {
-      if (!(await this.batches.insertReading(batch))) {
-        throw notFound(`No such File object: ${request.inputFileId}`, 'input_file_id'); // deleted meanwhile
-      }
+      const inserted = await this.db.transaction(async (tx) => {
+        if (!(await this.files.holdForBatch(tx, tenantId, file.id))) return false;
+        await this.batches.insert(batch, tx);
+        return true;
+      });
+      if (!inserted) throw notFound(`No such File object: ${request.inputFileId}`, 'input_file_id'); // deleted meanwhile
     } catch (err) {
       // Two creates raced with the same Idempotency-Key: the first one wins.
       if (idempotency && err instanceof QueryFailedError) {
@@ -105,38 +108,24 @@ export class BatchesService {
       throw err;
     }
     try {
-      await this.startWorkflow(batch);
+      await startBatchWorkflow(this.temporal, this.config, batch);
     } catch (err) {
-      this.logger.error(`could not start the workflow of ${batch.id}: ${(err as Error).message}`);
-      await this.batches.remove(batch.id);
-      throw serviceUnavailable('The batch could not be started right now; please retry.');
+      // The start may have reached Temporal although it threw (a timeout on the answer):
+      // a workflow that exists keeps its row; only a batch with no workflow is removed.
+      if (await this.workflowExists(batch.id)) {
+        this.logger.warn(`starting ${batch.id} reported ${(err as Error).message}, but its workflow runs`);
+      } else {
+        this.logger.error(`could not start the workflow of ${batch.id}: ${(err as Error).message}`);
+        await this.batches.remove(batch.id).catch(() => undefined); // else the reconciler starts it
+        throw serviceUnavailable('The batch could not be started right now; please retry.');
+      }
     }
     return presentBatch((await this.batches.find(batch.id)) ?? batch);
   }
 
-  private async startWorkflow(batch: BatchRecord): Promise<void> {
-    const { temporal, batches } = this.config;
-    await this.temporal.workflow.start(batchWorkflow, {
-      workflowId: batch.id,
-      taskQueue: temporal.taskQueue,
-      // A retried start finds the running workflow instead of starting a second one.
-      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-      workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-      args: [
-        {
-          batchId: batch.id,
-          expiresAt: batch.expiresAt.getTime(),
-          window: batches.chunkWindow,
-          upstreamTaskQueue: temporal.upstreamTaskQueue,
-        },
-      ],
-      typedSearchAttributes: [
-        { key: BatchStatusKey, value: 'validating' },
-        { key: TenantIdKey, value: batch.tenantId },
-        { key: EndpointKey, value: batch.endpoint },
-      ],
-      staticSummary: `Batch ${batch.id} (${batch.endpoint})`,
-    });
+  /** Whether Temporal knows a workflow for this batch; true when that cannot be told (keep the row). */
+  private async workflowExists(id: string): Promise<boolean> {
+    return (await batchWorkflowStatus(this.temporal, id).catch(() => 'unknown')) !== null;
   }
 
   async get(tenantId: string, id: string) {
@@ -147,20 +136,27 @@ export class BatchesService {
     return toListObject(await this.batches.list(tenantId, page), presentBatch);
   }
 
-  /** Answers `cancelling` at once; the workflow stops the work and finalizes. */
+  /**
+   * Asks the workflow to cancel (an Update: the workflow alone moves the batch to
+   * `cancelling`, and answers once it has) and presents the batch as it is then. A batch that
+   * is finalizing or has ended answers 409.
+   */
   async cancel(tenantId: string, id: string) {
     const batch = await this.find(tenantId, id);
     if (batch.status === 'cancelling') return presentBatch(batch);
     this.assertCancellable(batch);
     try {
-      await this.temporal.workflow.getHandle(id).signal(cancelBatchSignal);
+      await this.temporal.workflow.getHandle(id).executeUpdate(cancelUpdate);
     } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
+        if (err.cause.type === NOT_CANCELLABLE) throw conflict(err.cause.message, 'batch_not_cancellable');
+      }
       if (!(err instanceof WorkflowNotFoundError)) throw err;
-      // The workflow ended between our read and the signal: report the state it ended in.
+      // The workflow ended between our read and the update: report the state it ended in.
       this.assertCancellable(await this.find(tenantId, id));
-      throw err;
+      throw serviceUnavailable('The batch is being recovered; retry the cancel shortly.');
     }
-    return presentBatch((await this.batches.markCancelling(id)) ?? batch);
+    return presentBatch(await this.find(tenantId, id));
   }
 
   private assertCancellable(batch: BatchRecord): void {

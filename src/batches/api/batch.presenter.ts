@@ -1,4 +1,4 @@
-import type { BatchRecord } from '../database/entities/batch.entity';
+import type { BatchRecord } from '../../database/entities/batch.entity';
 
 const seconds = (d: Date | null): number | null => (d ? Math.floor(d.getTime() / 1000) : null);
 

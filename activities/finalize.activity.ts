@@ -1,0 +1,12 @@
+import { Context } from '@temporalio/activity';
+import type { FinalizeRequest } from '../src/batches/finalize/finalizer';
+import type { ActivityDeps } from './deps';
+import { asActivity } from './failure';
+
+export function createFinalizeActivities({ finalizer }: ActivityDeps) {
+  return {
+    /** Ends the batch with its output and error files (Finalizer: fenced, atomic, once). */
+    finalizeBatch: (request: FinalizeRequest): Promise<{ status: string }> =>
+      asActivity(() => finalizer.finalize(request, () => Context.current().heartbeat())),
+  };
+}

@@ -1,0 +1,153 @@
+import type { DataSource, EntityManager } from 'typeorm';
+import { BatchNotFound } from '../../common/failures';
+import { fetchPage, Page, PageQuery } from '../../common/pagination';
+import {
+  BatchErrorItem,
+  BatchRecord,
+  BatchStatus,
+  TERMINAL_STATUSES,
+} from '../../database/entities/batch.entity';
+
+export const NON_TERMINAL: readonly BatchStatus[] = ['validating', 'in_progress', 'finalizing', 'cancelling'];
+
+/** How a batch ends once finalize has written its files. */
+export type EndStatus = 'completed' | 'cancelled' | 'expired' | 'failed';
+
+const END_STAMP: Record<EndStatus, string> = {
+  completed: 'completed_at',
+  cancelled: 'cancelled_at',
+  expired: 'expired_at',
+  failed: 'failed_at',
+};
+
+/**
+ * The batches table, shared by the API and the worker. Postgres is the truth: status changes
+ * are conditional updates, so replayed or racing calls are harmless. Which process may make
+ * which transition: the API inserts (validating); the workflow's activities make every other
+ * transition (validation, cancelling, finalizing, the end).
+ */
+export class BatchRepository {
+  constructor(private readonly db: DataSource) {}
+
+  private repo(db: DataSource | EntityManager = this.db) {
+    return db.getRepository(BatchRecord);
+  }
+
+  async insert(batch: BatchRecord, tx?: EntityManager): Promise<void> {
+    await this.repo(tx).insert(batch);
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.repo().delete({ id });
+  }
+
+  find(id: string): Promise<BatchRecord | null> {
+    return this.repo().findOneBy({ id });
+  }
+
+  /** The batch, or BatchNotFound (a deterministic failure: the row will not come back). */
+  async get(id: string): Promise<BatchRecord> {
+    const batch = await this.find(id);
+    if (!batch) throw new BatchNotFound(id);
+    return batch;
+  }
+
+  findForTenant(tenantId: string, id: string): Promise<BatchRecord | null> {
+    return this.repo().findOneBy({ id, tenantId });
+  }
+
+  findByIdempotencyKey(tenantId: string, idempotencyKey: string): Promise<BatchRecord | null> {
+    return this.repo().findOneBy({ tenantId, idempotencyKey });
+  }
+
+  /** One page of a tenant's batches (keyset pagination, see common/pagination). */
+  list(tenantId: string, page: PageQuery): Promise<Page<BatchRecord>> {
+    return fetchPage(
+      this.repo().createQueryBuilder('b').where('b.tenant_id = :tenantId', { tenantId }),
+      page,
+      tenantId,
+    );
+  }
+
+  /** validating -> in_progress. False when the batch has left `validating` (e.g. it is being cancelled). */
+  async markInProgress(id: string, total: number, model: string | null): Promise<boolean> {
+    const [rows] = (await this.db.query(
+      `UPDATE batches SET status = 'in_progress', in_progress_at = now(), request_total = $2, model = $3
+        WHERE id = $1 AND status = 'validating' RETURNING id`,
+      [id, total, model],
+    )) as [unknown[], number];
+    return rows.length > 0;
+  }
+
+  /** validating (or cancelling before it had started) -> failed, with the validation errors. */
+  async markValidationFailed(id: string, errors: BatchErrorItem[], total: number): Promise<void> {
+    await this.db.query(
+      `UPDATE batches SET status = 'failed', failed_at = now(), errors = $2, request_total = $3
+        WHERE id = $1 AND status IN ('validating', 'cancelling')`,
+      [id, JSON.stringify({ data: errors }), total],
+    );
+  }
+
+  /** validating | in_progress -> cancelling. Returns the status afterwards. */
+  async markCancelling(id: string): Promise<BatchStatus> {
+    // A WITH ... SELECT answers plain rows (an UPDATE ... RETURNING would answer [rows, count]).
+    const rows = (await this.db.query(
+      `WITH upd AS (
+         UPDATE batches SET status = 'cancelling', cancelling_at = now()
+          WHERE id = $1 AND status IN ('validating', 'in_progress') RETURNING status
+       )
+       SELECT status FROM upd
+       UNION ALL SELECT status FROM batches WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM upd)`,
+      [id],
+    )) as { status: BatchStatus }[];
+    const row = rows[0];
+    if (!row) throw new BatchNotFound(id);
+    return row.status;
+  }
+
+  async markFinalizing(id: string): Promise<void> {
+    await this.db.query(
+      `UPDATE batches SET status = 'finalizing', finalizing_at = now() WHERE id = $1 AND status = 'in_progress'`,
+      [id],
+    );
+  }
+
+  /**
+   * The terminal transition, with the output and error files and, for a failed batch, why.
+   * Runs in finalize's fenced transaction; false when the batch had already ended.
+   */
+  async markEnded(
+    tx: EntityManager,
+    id: string,
+    status: EndStatus,
+    end: { outputFileId: string | null; errorFileId: string | null; errors?: BatchErrorItem[] },
+  ): Promise<boolean> {
+    const [rows] = (await tx.query(
+      `UPDATE batches SET status = $2, ${END_STAMP[status]} = now(), output_file_id = $3, error_file_id = $4,
+              errors = coalesce($6::jsonb, errors)
+        WHERE id = $1 AND status = ANY($5) RETURNING id`,
+      [
+        id,
+        status,
+        end.outputFileId,
+        end.errorFileId,
+        NON_TERMINAL,
+        end.errors ? JSON.stringify({ data: end.errors }) : null,
+      ],
+    )) as [unknown[], number];
+    return rows.length > 0;
+  }
+
+  /** Non-terminal batches created before `before`, oldest first (the reconciler's work list). */
+  async nonTerminalBefore(before: Date, limit: number): Promise<BatchRecord[]> {
+    return this.repo()
+      .createQueryBuilder('b')
+      .where('b.status IN (:...statuses)', { statuses: NON_TERMINAL })
+      .andWhere('b.created_at < :before', { before })
+      .orderBy('b.created_at', 'ASC')
+      .limit(limit)
+      .getMany();
+  }
+}
+
+export const isTerminal = (status: BatchStatus): boolean => TERMINAL_STATUSES.includes(status);

@@ -1,0 +1,251 @@
+import type { DataSource, EntityManager } from 'typeorm';
+
+/**
+ * A running batch's working data: where each chunk of its input lies (batch_chunks) and each
+ * request's final outcome (request_results). Rows live from validation until the output and
+ * error files are committed; Postgres is the truth for "is this request answered".
+ */
+
+/** Where one chunk of a batch's input file lies: physical lines [firstLine, firstLine + lineCount). */
+export interface ChunkRange {
+  idx: number;
+  firstLine: number;
+  lineCount: number;
+  /** Requests in the chunk (lineCount less blank lines). */
+  requestCount: number;
+  byteStart: number;
+  /** Exclusive. */
+  byteEnd: number;
+}
+
+/** One request's final outcome, as recorded (once) and later written to the output or error file. */
+export interface RequestOutcome {
+  line: number;
+  customId: string;
+  ok: boolean;
+  /** The finished output-file line (JSON, no trailing newline). */
+  output: string;
+  inputTokens: number;
+  cachedTokens: number;
+  outputTokens: number;
+  reasoningTokens: number;
+}
+
+/** Where outcomes are recorded; the dispatch and finalize code depend on this, not on SQL. */
+export interface OutcomeRecorder {
+  /** Records outcomes exactly once; returns how many were new. */
+  record(batchId: string, outcomes: readonly RequestOutcome[]): Promise<number>;
+}
+
+/** A recorded output line and where it came from. */
+export interface RecordedLine {
+  line: number;
+  output: string;
+}
+
+type Db = DataSource | EntityManager;
+
+const CHUNK_COLUMNS = 'idx, first_line, line_count, request_count, byte_start, byte_end';
+
+export class WorkRepository implements OutcomeRecorder {
+  constructor(private readonly db: DataSource) {}
+
+  /** Validation's chunk table for the batch; a retried validation replaces the earlier one. */
+  async replaceChunks(batchId: string, chunks: readonly ChunkRange[]): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.query(`DELETE FROM batch_chunks WHERE batch_id = $1`, [batchId]);
+      if (chunks.length === 0) return;
+      await tx.query(
+        `INSERT INTO batch_chunks (batch_id, ${CHUNK_COLUMNS})
+         SELECT $1, * FROM unnest($2::int[], $3::int[], $4::int[], $5::int[], $6::bigint[], $7::bigint[])`,
+        [
+          batchId,
+          chunks.map((c) => c.idx),
+          chunks.map((c) => c.firstLine),
+          chunks.map((c) => c.lineCount),
+          chunks.map((c) => c.requestCount),
+          chunks.map((c) => c.byteStart),
+          chunks.map((c) => c.byteEnd),
+        ],
+      );
+    });
+  }
+
+  /** The chunk, or null when the batch has no such chunk (its working rows are gone). */
+  async chunk(batchId: string, idx: number): Promise<ChunkRange | null> {
+    const rows = await this.db.query(
+      `SELECT ${CHUNK_COLUMNS} FROM batch_chunks WHERE batch_id = $1 AND idx = $2`,
+      [batchId, idx],
+    );
+    return rows.length === 0 ? null : toChunk(rows[0]);
+  }
+
+  async chunks(batchId: string): Promise<ChunkRange[]> {
+    const rows = await this.db.query(
+      `SELECT ${CHUNK_COLUMNS} FROM batch_chunks WHERE batch_id = $1 ORDER BY idx`,
+      [batchId],
+    );
+    return rows.map(toChunk);
+  }
+
+  /**
+   * Takes (or renews) the chunk's claim for `token` until now + ttl: true when this token
+   * holds it. Another live claim makes it false; a lapsed one is taken over.
+   */
+  async claimChunk(batchId: string, idx: number, token: string, ttlMs: number): Promise<boolean> {
+    const [rows] = (await this.db.query(
+      `UPDATE batch_chunks SET claim_token = $3, claim_expires_at = now() + $4 * interval '1 millisecond'
+        WHERE batch_id = $1 AND idx = $2
+          AND (claim_token IS NULL OR claim_token = $3 OR claim_expires_at < now())
+        RETURNING idx`,
+      [batchId, idx, token, ttlMs],
+    )) as [unknown[], number];
+    return rows.length > 0;
+  }
+
+  async releaseChunk(batchId: string, idx: number, token: string): Promise<void> {
+    await this.db.query(
+      `UPDATE batch_chunks SET claim_token = NULL, claim_expires_at = NULL
+        WHERE batch_id = $1 AND idx = $2 AND claim_token = $3`,
+      [batchId, idx, token],
+    );
+  }
+
+  /** Lines in [from, to) that already have a final outcome. */
+  async answeredLines(batchId: string, from: number, to: number): Promise<Set<number>> {
+    const rows: { line: number }[] = await this.db.query(
+      `SELECT line FROM request_results WHERE batch_id = $1 AND line >= $2 AND line < $3`,
+      [batchId, from, to],
+    );
+    return new Set(rows.map((r) => r.line));
+  }
+
+  record(batchId: string, outcomes: readonly RequestOutcome[]): Promise<number> {
+    return recordOutcomes(this.db, batchId, outcomes);
+  }
+
+  async countOutcomes(batchId: string, db: Db = this.db): Promise<{ ok: number; failed: number }> {
+    const [row] = await db.query(
+      `SELECT count(*) FILTER (WHERE ok)::int AS ok, count(*) FILTER (WHERE NOT ok)::int AS failed
+         FROM request_results WHERE batch_id = $1`,
+      [batchId],
+    );
+    return row;
+  }
+
+  /**
+   * Recorded lines of one kind in line order, in pages of at most `pageBytes` (and
+   * `pageRows`): memory stays flat whatever the size of each answer. A row larger than a page
+   * is a page of its own.
+   */
+  async *outputs(
+    batchId: string,
+    ok: boolean,
+    { pageBytes = 8 * 1024 * 1024, pageRows = 2_000 }: { pageBytes?: number; pageRows?: number } = {},
+  ): AsyncGenerator<RecordedLine> {
+    let after = 0;
+    for (;;) {
+      const rows: { line: number; output: string }[] = await this.db.query(
+        `WITH page AS (
+           SELECT line, sum(bytes) OVER (ORDER BY line) - bytes AS before
+             FROM (SELECT line, bytes FROM request_results
+                    WHERE batch_id = $1 AND ok = $2 AND line > $3 ORDER BY line LIMIT $4) p
+         )
+         SELECT r.line, r.output FROM page
+           JOIN request_results r ON r.batch_id = $1 AND r.line = page.line
+          WHERE page.before < $5 ORDER BY r.line`,
+        [batchId, ok, after, pageRows, pageBytes],
+      );
+      if (rows.length === 0) return;
+      for (const row of rows) yield row;
+      after = rows[rows.length - 1].line;
+    }
+  }
+
+  /** Per-request rows are only needed until the output files exist. Idempotent. */
+  async deleteWorkingData(batchId: string): Promise<void> {
+    await this.db.query(`DELETE FROM request_results WHERE batch_id = $1`, [batchId]);
+    await this.db.query(`DELETE FROM batch_chunks WHERE batch_id = $1`, [batchId]);
+  }
+
+  /** Batches that ended but still have working rows (a finalize that died after its commit). */
+  async endedWithLeftovers(limit = 100): Promise<string[]> {
+    const rows: { id: string }[] = await this.db.query(
+      `SELECT b.id FROM batches b
+        WHERE b.status IN ('completed', 'failed', 'expired', 'cancelled')
+          AND (EXISTS (SELECT 1 FROM request_results r WHERE r.batch_id = b.id)
+               OR EXISTS (SELECT 1 FROM batch_chunks c WHERE c.batch_id = b.id))
+        LIMIT $1`,
+      [limit],
+    );
+    return rows.map((r) => r.id);
+  }
+}
+
+/**
+ * Records outcomes exactly once: a line that already has one is skipped, and only rows
+ * actually inserted move the batch's counters and usage (all in one statement). Rows arriving
+ * after the batch ended are dropped. `db` may be a transaction (finalize records the
+ * unanswered requests inside its fenced session).
+ */
+export async function recordOutcomes(
+  db: Db,
+  batchId: string,
+  outcomes: readonly RequestOutcome[],
+): Promise<number> {
+  if (outcomes.length === 0) return 0;
+  const rows: { inserted: number }[] = await db.query(
+    `WITH input AS (
+       SELECT * FROM unnest($2::int[], $3::text[], $4::bool[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
+         AS t(line, custom_id, ok, output, input_tokens, cached_tokens, output_tokens, reasoning_tokens)
+     ), ins AS (
+       INSERT INTO request_results (batch_id, line, custom_id, ok, output, bytes)
+       SELECT $1, line, custom_id, ok, output, octet_length(output) FROM input
+       -- A straggler finishing after the batch ended must not change it.
+       WHERE EXISTS (SELECT 1 FROM batches WHERE id = $1 AND status IN ('in_progress', 'cancelling', 'finalizing'))
+       ON CONFLICT (batch_id, line) DO NOTHING
+       RETURNING line
+     ), added AS (
+       SELECT i.* FROM input i JOIN ins USING (line)
+     ), totals AS (
+       SELECT count(*) FILTER (WHERE ok) AS completed, count(*) FILTER (WHERE NOT ok) AS failed,
+              coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(cached_tokens), 0) AS cached_tokens,
+              coalesce(sum(output_tokens), 0) AS output_tokens, coalesce(sum(reasoning_tokens), 0) AS reasoning_tokens,
+              count(*) AS n
+         FROM added
+     ), upd AS (
+       UPDATE batches b SET
+         request_completed = request_completed + t.completed,
+         request_failed = request_failed + t.failed,
+         input_tokens = b.input_tokens + t.input_tokens,
+         cached_tokens = b.cached_tokens + t.cached_tokens,
+         output_tokens = b.output_tokens + t.output_tokens,
+         reasoning_tokens = b.reasoning_tokens + t.reasoning_tokens
+       FROM totals t WHERE b.id = $1 AND t.n > 0
+     )
+     SELECT n::int AS inserted FROM totals`,
+    [
+      batchId,
+      outcomes.map((o) => o.line),
+      outcomes.map((o) => o.customId),
+      outcomes.map((o) => o.ok),
+      outcomes.map((o) => o.output),
+      outcomes.map((o) => o.inputTokens),
+      outcomes.map((o) => o.cachedTokens),
+      outcomes.map((o) => o.outputTokens),
+      outcomes.map((o) => o.reasoningTokens),
+    ],
+  );
+  return rows[0].inserted;
+}
+
+function toChunk(row: Record<string, string | number>): ChunkRange {
+  return {
+    idx: Number(row.idx),
+    firstLine: Number(row.first_line),
+    lineCount: Number(row.line_count),
+    requestCount: Number(row.request_count),
+    byteStart: Number(row.byte_start),
+    byteEnd: Number(row.byte_end),
+  };
+}

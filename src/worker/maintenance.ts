@@ -1,0 +1,88 @@
+import { Logger } from '@nestjs/common';
+import type { DataSource } from 'typeorm';
+import type { Reconciler } from '../batches/reconcile/reconciler';
+import type { WorkRepository } from '../batches/store/work.repository';
+import { FILES_PREFIX } from '../files/file-store';
+import type { ObjectStorage } from '../storage/object-storage';
+
+// Arbitrary constant: the advisory lock that lets one worker process run maintenance at a time.
+export const MAINTENANCE_LOCK = 73_112_028;
+/** A multipart upload this old belongs to a writer that died. */
+const INCOMPLETE_UPLOAD_AGE_MS = 60 * 60_000;
+
+/**
+ * The worker's periodic jobs, run by one worker at a time (a Postgres advisory lock makes the
+ * others skip a round): the reconciler, then the sweeps of what a crash can leave behind
+ * (working rows of ended batches, incomplete multipart uploads). Orphan objects are swept by
+ * the API's file purge.
+ */
+export class Maintenance {
+  private readonly logger = new Logger('maintenance');
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly db: DataSource,
+    private readonly reconciler: Reconciler,
+    private readonly work: WorkRepository,
+    private readonly storage: ObjectStorage,
+    private readonly intervalMs: number,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => this.trigger(), this.intervalMs).unref();
+    this.trigger();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  private trigger(): void {
+    this.running ??= this.runOnce()
+      .then(() => undefined)
+      .catch((err: Error) => this.logger.error(`maintenance round failed: ${err.stack ?? err.message}`))
+      .finally(() => (this.running = undefined));
+  }
+
+  /** One round, unless another worker is running one. */
+  async runOnce(now = new Date()): Promise<boolean> {
+    const session = this.db.createQueryRunner();
+    try {
+      const [{ locked }] = await session.query('SELECT pg_try_advisory_lock($1) AS locked', [
+        MAINTENANCE_LOCK,
+      ]);
+      if (!locked) return false;
+      try {
+        const report = await this.reconciler.reconcileOnce();
+        for (const id of report.started)
+          this.logger.warn(`reconciler: started the missing workflow of ${id}`);
+        for (const f of report.finalized) {
+          this.logger.warn(
+            `reconciler: ${f.id} had no running workflow (${f.workflow}); ended it ${f.status}`,
+          );
+        }
+        let swept = 0;
+        for (const id of await this.work.endedWithLeftovers()) {
+          await this.work.deleteWorkingData(id);
+          swept++;
+        }
+        const uploads = await this.storage.sweepIncompleteUploads(
+          FILES_PREFIX,
+          new Date(now.getTime() - INCOMPLETE_UPLOAD_AGE_MS),
+        );
+        if (swept + uploads > 0) {
+          this.logger.log(
+            `swept the working rows of ${swept} ended batches and ${uploads} incomplete uploads`,
+          );
+        }
+        return true;
+      } finally {
+        await session.query('SELECT pg_advisory_unlock($1)', [MAINTENANCE_LOCK]);
+      }
+    } finally {
+      await session.release();
+    }
+  }
+}
