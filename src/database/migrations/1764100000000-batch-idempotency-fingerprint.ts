@@ -2,7 +2,7 @@ import { MigrationInterface, QueryRunner } from 'typeorm';
 
 /**
  * The fingerprint of the create request an Idempotency-Key was first used with, so the same key
- * with a different request answers 409 (src/batches/idempotency.ts). Older rows keep NULL and
+ * with a different request answers 409 (src/batches/api/idempotency.ts). Older rows keep NULL and
  * are replayed as before.
  */
 export class BatchIdempotencyFingerprint1764100000000 implements MigrationInterface {
