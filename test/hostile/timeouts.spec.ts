@@ -17,7 +17,7 @@ import { TcpProxy } from './tcp-proxy';
 
 const HEADERS_TIMEOUT_MS = 1_000;
 const BODY_TIMEOUT_MS = 1_500;
-const IDLE_TIMEOUT_MS = 2_000;
+const IDLE_TIMEOUT_MS = 3_000;
 const BOUNDARY = 'slow-boundary';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -170,13 +170,14 @@ describe('hostile: timeouts, upload concurrency and a failing MinIO', () => {
   it('answers 429 in the envelope past the per-tenant upload cap, and frees the slot after', async () => {
     const body = [formStart('first.txt'), 'first', formEnd];
     const length = Buffer.byteLength(body.join(''));
-    // The first upload holds the tenant's only slot while it sends slowly.
+    // The first upload holds the tenant's only slot while it sends slowly (gaps well inside
+    // the idle timeout); the second comes once the first has surely been admitted.
     const first = rawExchange([uploadHead(length), body[0], body[1], body[2]], {
       baseUrl,
-      gapMs: 700,
-      waitMs: 8_000,
+      gapMs: 1_200,
+      waitMs: 15_000,
     });
-    await sleep(300);
+    await sleep(800);
     const second = await client.files
       .create({ file: await toFile(Buffer.from('second'), 'second.txt'), purpose: 'user_data' })
       .catch((e: unknown) => e as InstanceType<typeof OpenAI.APIError>);
