@@ -97,8 +97,10 @@ export async function rawExchange(
     if (options.gapMs) await new Promise((r) => setTimeout(r, options.gapMs));
   }
   if (options.endAfterWrite) socket.end();
-  const timer = new Promise<void>((resolve) => setTimeout(resolve, options.waitMs ?? 3_000));
-  await Promise.race([closed, timer]);
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, options.waitMs ?? 3_000)));
+  await Promise.race([closed, waited]);
+  clearTimeout(timer);
   if (!socket.destroyed) {
     closedByServer = closedByServer || socket.readableEnded;
     socket.destroy();
