@@ -104,9 +104,10 @@ export class HttpUpstreamGateway implements UpstreamGateway {
         (state, failures) =>
           state === 'open'
             ? this.logger.warn(
-                `upstream ${upstream.name}: circuit open after ${failures} consecutive failures`,
+                `upstream ${upstream.name}: circuit open after ${failures} failures among its recent attempts`,
               )
             : this.logger.log(`upstream ${upstream.name}: circuit closed, upstream healthy again`),
+        config.routing.breakerFailureRate,
       );
       const limiter = new UpstreamLimiter(upstream, {
         store,
