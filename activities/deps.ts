@@ -3,6 +3,8 @@ import type { WorkRepository } from '../src/batches/store/work.repository';
 import type { Finalizer } from '../src/batches/finalize/finalizer';
 import type { BargeConfig } from '../src/config/config';
 import type { FileStore } from '../src/files/file-store';
+import type { Logger } from '../src/observability/logger';
+import type { Metrics } from '../src/observability/metrics';
 import type { ObjectStorage } from '../src/storage/object-storage';
 import type { Clock } from '../src/upstreams/clock';
 import type { UpstreamGateway } from '../src/upstreams/upstream-gateway';
@@ -22,4 +24,7 @@ export interface ActivityDeps {
   gateway: UpstreamGateway;
   finalizer: Finalizer;
   clock: Clock;
+  metrics: Metrics;
+  /** The worker's logger; activities log through children carrying `batch_id`. */
+  logger: Logger;
 }

@@ -121,6 +121,10 @@ const configSchema = z.object({
       reconcileIntervalMs: positiveInt.default(60_000),
       /** A batch this young is left alone by the reconciler (its workflow may be starting). */
       reconcileGraceMs: positiveInt.default(120_000),
+      /** The worker's metrics-only HTTP port (GET /metrics, Temporal's runtime metrics included); 0: none. */
+      metricsPort: port.default(9464),
+      /** Where it listens: loopback by default; 0.0.0.0 in a container Prometheus scrapes from outside. */
+      metricsHost: nonEmpty.default('127.0.0.1'),
     })
     .prefault({}),
   upstreams: z.array(upstreamSchema).default([]),
@@ -180,6 +184,8 @@ export const ENV_VARS: Record<string, string> = {
   BARGE_WORKER_MAX_CONCURRENT_BOOKKEEPING: 'worker.maxConcurrentBookkeeping',
   BARGE_RECONCILE_INTERVAL_MS: 'worker.reconcileIntervalMs',
   BARGE_RECONCILE_GRACE_MS: 'worker.reconcileGraceMs',
+  BARGE_WORKER_METRICS_PORT: 'worker.metricsPort',
+  BARGE_WORKER_METRICS_HOST: 'worker.metricsHost',
   BARGE_SIMULATOR_URL: 'simulatorUrl',
   BARGE_LOG_LEVEL: 'logLevel',
 };

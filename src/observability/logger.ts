@@ -55,7 +55,10 @@ export function createLogger(settings: LoggerSettings): Logger {
   const destination = settings.destination ?? process.stdout;
   const readable = settings.pretty ?? Boolean((destination as { isTTY?: boolean }).isTTY);
   if (readable) {
-    return pino(options, pretty({ colorize: true, destination: destination as NodeJS.WritableStream, sync: true }));
+    return pino(
+      options,
+      pretty({ colorize: true, destination: destination as NodeJS.WritableStream, sync: true }),
+    );
   }
   return pino(options, destination as pino.DestinationStream);
 }

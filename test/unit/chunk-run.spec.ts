@@ -63,14 +63,14 @@ class FakeRecorder implements OutcomeRecorder {
   failing = false;
   attempts = 0;
 
-  async record(_batchId: string, outcomes: readonly RequestOutcome[]): Promise<number> {
+  async record(_batchId: string, outcomes: readonly RequestOutcome[]): Promise<number[]> {
     this.attempts++;
     if (this.failing) throw new Error('connection refused');
-    let added = 0;
+    const added: number[] = [];
     for (const o of outcomes) {
       if (!this.rows.has(o.line)) {
         this.rows.set(o.line, o);
-        added++;
+        added.push(o.line);
       }
     }
     return added;

@@ -36,7 +36,9 @@ class MemoryStore implements FinalizeStore {
     } as BatchRecord;
   }
   async markFinalizing() {
-    if (this.status === 'in_progress') this.status = 'finalizing';
+    if (this.status !== 'in_progress') return false;
+    this.status = 'finalizing';
+    return true;
   }
   async chunks() {
     return this.chunkList;
@@ -63,7 +65,11 @@ class MemoryStore implements FinalizeStore {
       return await fn({
         record: async (_b, outcomes) => {
           let n = 0;
-          for (const o of outcomes) if (!this.outcomes.has(o.line)) (this.outcomes.set(o.line, o), n++);
+          for (const o of outcomes) {
+            if (this.outcomes.has(o.line)) continue;
+            this.outcomes.set(o.line, o);
+            n++;
+          }
           return n;
         },
         commit: async (_batch, end) => {
