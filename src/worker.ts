@@ -17,7 +17,7 @@ import { MinioStorage } from './storage/minio-storage';
 import type { ObjectStorage } from './storage/object-storage';
 import type { DataSource } from 'typeorm';
 import { PoisonInput } from './common/failures';
-import { createLogger, type Logger } from './observability/logger';
+import { createLogger, logProcessWarnings, type Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
 import { freeLoopbackPort, scrapeText, startMetricsServer } from './observability/metrics-server';
 import { TemporalLogger } from './observability/temporal-logger';
@@ -49,6 +49,7 @@ async function main(): Promise<void> {
     throw err;
   }
   logger = createLogger({ name: 'barge-worker', level: config.logLevel });
+  logProcessWarnings(logger);
   const metrics = new Metrics(undefined, { process: 'worker', defaults: true });
   const exportsMetrics = config.worker.metricsPort > 0;
   // Temporal's exporter binds an address of its own; it is scraped into our /metrics, so
