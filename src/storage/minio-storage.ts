@@ -26,6 +26,9 @@ export class MinioStorage implements ObjectStorage {
       region: config.region,
       partSize: PART_SIZE,
     });
+    // The SDK warns, once per process, that its releases after January 2027 need Node 22; the
+    // version we run is pinned by the lock file, so the warning only adds noise to every log.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     this.s3 = new S3Client({
       endpoint: config.endpoint,
       region: config.region,

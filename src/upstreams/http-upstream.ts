@@ -71,10 +71,10 @@ function parseBody(text: string): unknown {
  * its body.
  */
 export class HttpUpstream implements UpstreamTransport {
-  // Private: its connections carry the Authorization header.
+  // Private fields: both hold the Authorization header, so no dump of the transport shows it.
   readonly #pool: Pool;
+  readonly #headers: Record<string, string>;
   private readonly paths = new Map<string, string>();
-  private readonly headers: Record<string, string>;
 
   constructor(private readonly upstream: Upstream) {
     this.#pool = new Pool(upstream.baseUrl.origin, {
@@ -86,7 +86,7 @@ export class HttpUpstream implements UpstreamTransport {
       bodyTimeout: upstream.timeoutMs,
       maxResponseSize: MAX_RESPONSE_BYTES,
     });
-    this.headers = {
+    this.#headers = {
       ...upstream.headers,
       'content-type': 'application/json',
       accept: 'application/json',
@@ -100,7 +100,7 @@ export class HttpUpstream implements UpstreamTransport {
       const res = await this.#pool.request({
         path: this.path(endpoint),
         method: 'POST',
-        headers: { ...this.headers, 'x-barge-request-id': requestId },
+        headers: { ...this.#headers, 'x-barge-request-id': requestId },
         body,
         signal,
       });
