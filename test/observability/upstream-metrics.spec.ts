@@ -2,7 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildConfig } from '../../src/config/config';
-import { Metrics } from '../../src/observability/metrics';
+import { Histogram, Registry } from 'prom-client';
+import { LightHistogram, Metrics } from '../../src/observability/metrics';
 import { HttpUpstreamGateway } from '../../src/upstreams/gateway';
 import type { AttemptRequest, AttemptResponse, UpstreamTransport } from '../../src/upstreams/http-upstream';
 import type { LimitStore } from '../../src/upstreams/limit-store';
@@ -202,5 +203,36 @@ describe('upstream metrics', () => {
     } finally {
       await gateway.close();
     }
+  });
+});
+
+describe('LightHistogram', () => {
+  it("renders exactly what prom-client's Histogram renders for the same observations", async () => {
+    const registry = new Registry();
+    const buckets = [0.01, 0.1, 1, 10];
+    const light = new LightHistogram({
+      name: 'x_seconds',
+      help: 'h',
+      labelNames: ['a', 'b'],
+      buckets,
+      registers: [registry],
+    });
+    const reference = new Registry();
+    const heavy = new Histogram({
+      name: 'x_seconds',
+      help: 'h',
+      labelNames: ['a', 'b'],
+      buckets,
+      registers: [reference],
+    });
+    const values = [0, 0.01, 0.05, 0.1, 0.5, 3, 10, 11, 1e9];
+    for (const v of values) {
+      light.labels('p', 'q').observe(v);
+      heavy.labels('p', 'q').observe(v);
+    }
+    light.labels('r', 's').observe(2);
+    heavy.labels('r', 's').observe(2);
+    expect(await registry.metrics()).toBe(await reference.metrics());
+    expect(total(parseExposition(await registry.metrics()), 'x_seconds_count')).toBe(values.length + 1);
   });
 });
