@@ -1,19 +1,23 @@
 /**
  * Self-benchmark of the upstream simulator: a fixed number of chat completions, latency 0,
  * over N concurrent keep-alive connections on loopback. It proves the simulator is never
- * the bottleneck of a Barge benchmark.
+ * the bottleneck of a Barge benchmark. `npm run bench -- sim` runs it as a scenario; alone:
  *
  *   node dist/bench/simulator.bench.js [--requests 20000] [--concurrency 64]
  *                                      [--endpoint chat|completions|embeddings|responses|moderations]
- *                                      [--in-process]
+ *                                      [--in-process] [-- SIMULATOR FLAGS...]
  *
  * By default the simulator runs in a child process so that client and server do not share
- * a core; --in-process measures both on one event loop (a pessimistic bound).
+ * a core; --in-process measures both on one event loop (a pessimistic bound). Simulator
+ * flags after `--` (e.g. `-- --capacity 100000`) measure the cost of its other modes.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startSimulator, type SimulatorHandle } from '../src/simulator/server';
+import { parseArgs } from 'node:util';
+import { parseCli } from '../src/simulator/options';
+import { startSimulator } from '../src/simulator/server';
+import { startSimulatorProcess } from './simulator-process';
 
 const ENDPOINTS: Record<string, { path: string; body: (i: number) => object }> = {
   chat: {
@@ -41,36 +45,54 @@ const ENDPOINTS: Record<string, { path: string; body: (i: number) => object }> =
 /** The whole run may not take longer than this; a stuck benchmark must fail, not hang CI. */
 const DEADLINE_MS = 120_000;
 
-interface Args {
+export interface SimulatorBenchArgs {
   requests: number;
   concurrency: number;
   endpoint: string;
   inProcess: boolean;
+  /** Flags for the simulator, as on its command line. */
+  simulatorFlags: string[];
 }
 
-function parseArgs(argv: string[]): Args {
-  const args: Args = { requests: 20_000, concurrency: 64, endpoint: 'chat', inProcess: false };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    const positive = (): number => {
-      const n = Number(value());
-      if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer`);
-      return n;
-    };
-    if (flag === '--requests') args.requests = positive();
-    else if (flag === '--concurrency') args.concurrency = positive();
-    else if (flag === '--endpoint') args.endpoint = value();
-    else if (flag === '--in-process') args.inProcess = true;
-    else throw new Error(`unknown option ${flag}`);
-  }
-  if (!(args.endpoint in ENDPOINTS))
+export interface SimulatorBenchResult {
+  mode: 'in-process' | 'child process';
+  path: string;
+  requests: number;
+  concurrency: number;
+  simulatorFlags: string[];
+  nonOk: number;
+  seconds: number;
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+function parseBenchArgs(argv: string[]): SimulatorBenchArgs {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      requests: { type: 'string', default: '20000' },
+      concurrency: { type: 'string', default: '64' },
+      endpoint: { type: 'string', default: 'chat' },
+      'in-process': { type: 'boolean', default: false },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  const positive = (flag: string, text: string): number => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag} must be a positive integer`);
+    return n;
+  };
+  if (!(values.endpoint in ENDPOINTS))
     throw new Error(`--endpoint must be one of ${Object.keys(ENDPOINTS).join(', ')}`);
-  return args;
+  return {
+    requests: positive('requests', values.requests),
+    concurrency: positive('concurrency', values.concurrency),
+    endpoint: values.endpoint,
+    inProcess: values['in-process'],
+    simulatorFlags: positionals,
+  };
 }
 
 interface Target {
@@ -78,37 +100,15 @@ interface Target {
   stop(): Promise<void>;
 }
 
-async function startChild(): Promise<Target> {
-  const entry = join(__dirname, '..', 'src', 'simulator', 'main.js');
-  const child: ChildProcess = spawn(process.execPath, [entry, '--host', '127.0.0.1', '--port', '0'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const stdout = child.stdout;
-  if (stdout === null) throw new Error('no stdout pipe to the simulator');
-  const url = await new Promise<URL>((resolve, reject) => {
-    let out = '';
-    stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = /simulator listening on (\S+)/.exec(out);
-      if (match) resolve(new URL(match[1]));
-    });
-    child.once('exit', (code) => reject(new Error(`simulator exited with code ${code} before listening`)));
-    child.once('error', reject);
-  });
-  return {
-    url,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
-}
-
-async function startInProcess(): Promise<Target> {
-  const sim: SimulatorHandle = await startSimulator({ port: 0 });
-  return { url: new URL(sim.url), stop: () => sim.close() };
+async function startTarget(args: SimulatorBenchArgs): Promise<Target> {
+  if (args.inProcess) {
+    const cli = parseCli(['--port', '0', ...args.simulatorFlags]);
+    if (cli.kind !== 'run') throw new Error('--help is not a simulator flag here');
+    const sim = await startSimulator(cli.options);
+    return { url: new URL(sim.url), stop: () => sim.close() };
+  }
+  const sim = await startSimulatorProcess(args.simulatorFlags, join(tmpdir(), 'barge-simulator-bench.log'));
+  return { url: new URL(sim.url), stop: () => sim.stop() };
 }
 
 /** One POST; resolves with the status once the whole response body has arrived. */
@@ -138,7 +138,7 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function run(args: Args, target: Target): Promise<void> {
+async function measure(args: SimulatorBenchArgs, target: Target): Promise<SimulatorBenchResult> {
   const endpoint = ENDPOINTS[args.endpoint];
   // Distinct bodies so the run exercises hashing and text building, not one cached path.
   const bodies = Array.from({ length: 256 }, (_, i) => Buffer.from(JSON.stringify(endpoint.body(i))));
@@ -170,32 +170,52 @@ async function run(args: Args, target: Target): Promise<void> {
   agent.destroy();
 
   latencies.sort();
-  const rps = Math.round(args.requests / seconds);
-  const mode = args.inProcess ? 'in-process' : 'child process';
-  console.log(
-    `simulator bench (${mode}, ${endpoint.path}): ${args.requests} requests, concurrency ${args.concurrency}, ` +
-      `${failures} non-200, ${seconds.toFixed(2)} s, ${rps} req/s, ` +
-      `p50 ${percentile(latencies, 50).toFixed(2)} ms, p99 ${percentile(latencies, 99).toFixed(2)} ms`,
-  );
-  if (failures > 0) process.exitCode = 1;
+  return {
+    mode: args.inProcess ? 'in-process' : 'child process',
+    path: endpoint.path,
+    requests: args.requests,
+    concurrency: args.concurrency,
+    simulatorFlags: args.simulatorFlags,
+    nonOk: failures,
+    seconds,
+    requestsPerSecond: args.requests / seconds,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+  };
 }
 
-async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
-  const target = args.inProcess ? await startInProcess() : await startChild();
-  const deadline = setTimeout(() => {
-    console.error(`simulator bench: no result within ${DEADLINE_MS / 1000} s`);
-    process.exit(1);
-  }, DEADLINE_MS);
+export async function runSimulatorBench(args: SimulatorBenchArgs): Promise<SimulatorBenchResult> {
+  const target = await startTarget(args);
+  let deadline: NodeJS.Timeout | undefined;
   try {
-    await run(args, target);
+    const timeout = new Promise<never>((_, reject) => {
+      deadline = setTimeout(() => reject(new Error(`no result within ${DEADLINE_MS / 1000} s`)), DEADLINE_MS);
+    });
+    return await Promise.race([measure(args, target), timeout]);
   } finally {
     clearTimeout(deadline);
     await target.stop();
   }
 }
 
-main().catch((error: unknown) => {
-  console.error('simulator bench:', error instanceof Error ? error.message : error);
-  process.exit(1);
-});
+export function describeSimulatorBench(r: SimulatorBenchResult): string {
+  const flags = r.simulatorFlags.length > 0 ? ` [${r.simulatorFlags.join(' ')}]` : '';
+  return (
+    `simulator bench (${r.mode}, ${r.path}${flags}): ${r.requests} requests, concurrency ${r.concurrency}, ` +
+    `${r.nonOk} non-200, ${r.seconds.toFixed(2)} s, ${Math.round(r.requestsPerSecond)} req/s, ` +
+    `p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms`
+  );
+}
+
+if (require.main === module) {
+  runSimulatorBench(parseBenchArgs(process.argv.slice(2))).then(
+    (result) => {
+      console.log(describeSimulatorBench(result));
+      if (result.nonOk > 0) process.exitCode = 1;
+    },
+    (error: unknown) => {
+      console.error('simulator bench:', error instanceof Error ? error.message : error);
+      process.exit(1);
+    },
+  );
+}

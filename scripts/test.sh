@@ -7,6 +7,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source scripts/install.sh
 ensure_all
+# The time-skipping test server for test/workflows (test/support/time-skipping.ts).
+export BARGE_TEST_SERVER_BIN="$(test_server_bin)"
 
 log "lint and type-check"
 npx --no-install eslint --max-warnings 0 .

@@ -138,8 +138,12 @@ const configSchema = z.object({
       backoffMaxMs: positiveInt.default(60_000),
       /** Longer Retry-After values are cut to this. */
       retryAfterMaxMs: positiveInt.default(300_000),
-      /** Consecutive connection errors, timeouts or 5xx after which an upstream's circuit opens. */
+      /**
+       * An upstream's circuit opens when, of its last 20 attempts, at least this many failed
+       * (connection errors, timeouts, 5xx) and they are at least breakerFailureRate of them.
+       */
       breakerThreshold: positiveInt.default(5),
+      breakerFailureRate: z.coerce.number().gt(0).max(1).default(0.5),
       /** How long an open circuit sends nothing before one probe request is let through. */
       breakerCooldownMs: positiveInt.default(15_000),
       /** How often each worker renews and rebalances its share of the concurrency limits. */

@@ -5,6 +5,7 @@
 import type { Random } from './latency';
 import { MAX_DELAY_MS, type SimulatorOptions } from './options';
 import { ApiError, type JsonObject } from './responses';
+import type { RateLimitCause } from './stats';
 
 export type FailMode = 'status' | 'reset' | 'hang';
 
@@ -21,7 +22,16 @@ export interface Directive {
 /** What the simulator does with a request once it is parsed and validated. */
 export type Outcome =
   | { kind: 'answer' }
-  | { kind: 'status'; status: number; retryAfterMs?: number; message?: string }
+  | {
+      kind: 'status';
+      status: number;
+      retryAfterMs?: number;
+      message?: string;
+      /** Error type in the envelope, when not the one the status implies. */
+      errorType?: string;
+      /** Set on 429s: what caused it, for /_sim/stats. */
+      cause?: RateLimitCause;
+    }
   | { kind: 'reset' }
   | { kind: 'hang' };
 
@@ -100,6 +110,7 @@ export function directedFault(directive: Directive, defaultRetryAfterMs: number)
     status,
     retryAfterMs: advertisesRetry ? (directive.retryAfterMs ?? defaultRetryAfterMs) : undefined,
     message: directive.failBody,
+    cause: status === 429 ? 'directive' : undefined,
   };
 }
 
@@ -109,7 +120,8 @@ export function globalFault(options: SimulatorOptions, random: Random): Outcome 
   if (errorRate + rateLimitRate + resetRate + hangRate === 0) return ANSWER;
   let u = random();
   if ((u -= errorRate) < 0) return { kind: 'status', status: 500 };
-  if ((u -= rateLimitRate) < 0) return { kind: 'status', status: 429, retryAfterMs: options.retryAfterMs };
+  if ((u -= rateLimitRate) < 0)
+    return { kind: 'status', status: 429, retryAfterMs: options.retryAfterMs, cause: 'global' };
   if ((u -= resetRate) < 0) return { kind: 'reset' };
   if ((u -= hangRate) < 0) return { kind: 'hang' };
   return ANSWER;

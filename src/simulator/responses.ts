@@ -38,13 +38,18 @@ export function errorEnvelope(
   message?: string,
   param: string | null = null,
   code: string | null = null,
+  type?: string,
 ): ErrorEnvelope {
-  let type = 'invalid_request_error';
-  if (status >= 500) type = 'server_error';
-  else if (status === 429) type = 'requests';
-  else if (status === 401) type = 'authentication_error';
+  type ??= defaultType(status);
   if (status === 429) code ??= 'rate_limit_exceeded';
   return { error: { message: message ?? defaultMessage(status), type, param, code } };
+}
+
+function defaultType(status: number): string {
+  if (status >= 500) return 'server_error';
+  if (status === 429) return 'requests';
+  if (status === 401) return 'authentication_error';
+  return 'invalid_request_error';
 }
 
 function defaultMessage(status: number): string {

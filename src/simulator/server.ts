@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { CapacityModel } from './capacity';
 import { ANSWER, directedFault, globalFault, parseDirective, type Outcome } from './faults';
 import { latencySampler, mulberry32, type Random } from './latency';
 import { resolveOptions, type SimulatorInput, type SimulatorOptions } from './options';
@@ -13,6 +14,7 @@ import {
   ApiError,
   ENDPOINTS,
   errorEnvelope,
+  estimateTokens,
   LISTED_MODELS,
   modelObject,
   newId,
@@ -22,7 +24,7 @@ import {
 } from './responses';
 import { AttemptTracker, StatsRegistry, type Counters, type SimulatorStats } from './stats';
 
-export type { SimulatorStats } from './stats';
+export type { RateLimitCause, SecondStats, SimulatorStats } from './stats';
 
 export interface SimulatorHandle {
   /** Origin, e.g. http://127.0.0.1:8100 */
@@ -67,13 +69,31 @@ function sendError(res: ServerResponse, error: ApiError): void {
   send(res, error.status, error.toBody());
 }
 
+/** One inference request's bookkeeping, settled once when its connection's answer ends. */
+interface InFlight {
+  counters: Counters[];
+  /** Holds a slot of the congestion model. */
+  admitted: boolean;
+  /** The connection's answer has ended (or the client left): nothing may be taken any more. */
+  closed: boolean;
+}
+
+/** What the congestion model charges a request: the answer's total tokens, else ~4 bytes a token. */
+function tokenCost(answer: object, bodyBytes: number): number {
+  const usage = (answer as { usage?: { total_tokens?: unknown } }).usage;
+  return typeof usage?.total_tokens === 'number' ? usage.total_tokens : estimateTokens(bodyBytes);
+}
+
 export async function startSimulator(input: SimulatorInput = {}): Promise<SimulatorHandle> {
   const options = resolveOptions(input);
+  const now = (): number => performance.timeOrigin + performance.now();
   let random: Random = mulberry32(options.seed);
   // Indirect, so that reset() can swap the PRNG under the sampler.
   const sampleLatency = latencySampler(options.latency, () => random());
-  const stats = new StatsRegistry(options.maxRequestTimes);
+  const stats = new StatsRegistry(options, now);
   const attempts = new AttemptTracker(options.maxTrackedRequests);
+  const capacity =
+    options.capacity > 0 || options.capacityTpm > 0 ? new CapacityModel(options, now) : undefined;
   const timers = new Set<NodeJS.Timeout>();
   const hung = new Set<ServerResponse>();
 
@@ -95,12 +115,14 @@ export async function startSimulator(input: SimulatorInput = {}): Promise<Simula
         return;
       case 'status': {
         record(counters, String(outcome.status));
+        if (outcome.cause !== undefined) for (const c of counters) c.limited(outcome.cause);
         const ms = outcome.retryAfterMs;
         const headers =
           ms === undefined
             ? undefined
             : { 'retry-after': String(Math.ceil(ms / 1000)), 'retry-after-ms': String(ms) };
-        send(res, outcome.status, errorEnvelope(outcome.status, outcome.message), headers);
+        const body = errorEnvelope(outcome.status, outcome.message, null, null, outcome.errorType);
+        send(res, outcome.status, body, headers);
         return;
       }
       case 'reset':
@@ -121,9 +143,14 @@ export async function startSimulator(input: SimulatorInput = {}): Promise<Simula
     res: ServerResponse,
     endpoint: Endpoint,
     raw: Buffer,
-    counters: Counters[],
-    arrivedAt: number,
+    request: InFlight,
   ): void => {
+    const { counters } = request;
+    // A client that left while its body was read would otherwise leave a slot taken forever.
+    if (request.closed) {
+      record(counters, 'aborted');
+      return;
+    }
     let body: unknown;
     try {
       body = JSON.parse(raw.toString('utf8'));
@@ -147,33 +174,54 @@ export async function startSimulator(input: SimulatorInput = {}): Promise<Simula
     }
 
     let answer: object;
-    let outcome: Outcome;
-    let delay: number;
+    let directive: ReturnType<typeof parseDirective>;
     try {
       const model = requestModel(body, endpoint);
       const modelCounters = stats.forModel(model);
       if (modelCounters !== undefined) {
-        modelCounters.arrive(arrivedAt);
-        res.once('close', () => modelCounters.depart());
+        modelCounters.arrive();
         counters.push(modelCounters);
       }
-      const directive = parseDirective(body.simulate);
+      directive = parseDirective(body.simulate);
       answer = endpoint.build(body, model);
-      if (directive?.failTimes !== undefined) {
-        // A scripted request ignores the global fault rates: its fate is exactly what it asked for.
-        const key = requestKey(req, raw);
-        outcome =
-          attempts.next(key) <= directive.failTimes ? directedFault(directive, options.retryAfterMs) : ANSWER;
-      } else {
-        outcome = globalFault(options, random);
-      }
-      delay = directive?.latencyMs ?? sampleLatency();
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
       record(counters, String(error.status));
       sendError(res, error);
       return;
     }
+
+    // The congestion model comes first: a request it refuses never reached the "model", so it
+    // takes no `fail_times` attempt and no PRNG draw, and is answered at once.
+    let slowdown = 1;
+    if (capacity !== undefined) {
+      const admission = capacity.admit(tokenCost(answer, raw.length));
+      if (!admission.admitted) {
+        const { cause, retryAfterMs, message } = admission;
+        const errorType = cause === 'tpm' ? 'tokens' : undefined;
+        perform(
+          res,
+          counters,
+          { kind: 'status', status: 429, retryAfterMs, message, errorType, cause },
+          answer,
+        );
+        return;
+      }
+      request.admitted = true;
+      for (const c of counters) c.admit();
+      slowdown = admission.slowdown;
+    }
+
+    let outcome: Outcome;
+    if (directive?.failTimes !== undefined) {
+      // A scripted request ignores the global fault rates: its fate is exactly what it asked for.
+      const key = requestKey(req, raw);
+      outcome =
+        attempts.next(key) <= directive.failTimes ? directedFault(directive, options.retryAfterMs) : ANSWER;
+    } else {
+      outcome = globalFault(options, random);
+    }
+    const delay = Math.round((directive?.latencyMs ?? sampleLatency()) * slowdown);
 
     if (delay <= 0 || outcome.kind === 'hang') {
       perform(res, counters, outcome, answer);
@@ -195,10 +243,18 @@ export async function startSimulator(input: SimulatorInput = {}): Promise<Simula
     if (path.startsWith('/v1/')) {
       // Captured now: a reset while this request is in flight must not touch the new counters.
       const global = stats.global;
-      const arrivedAt = Date.now();
-      global.arrive(arrivedAt);
-      res.once('close', () => global.depart());
-      const counters = [global];
+      global.arrive();
+      const request: InFlight = { counters: [global], admitted: false, closed: false };
+      const counters = request.counters;
+      // 'close' comes once, after the answer is written or the connection is gone (reset, hang).
+      res.once('close', () => {
+        request.closed = true;
+        for (const c of request.counters) {
+          if (request.admitted) c.release();
+          c.depart();
+        }
+        if (request.admitted) capacity?.release();
+      });
 
       const endpoint = method === 'POST' ? ENDPOINT_MAP.get(path) : undefined;
       if (endpoint !== undefined) {
@@ -217,7 +273,7 @@ export async function startSimulator(input: SimulatorInput = {}): Promise<Simula
           } else {
             // Runs in a stream callback, outside the request handler's try/catch.
             try {
-              inference(req, res, endpoint, raw, counters, arrivedAt);
+              inference(req, res, endpoint, raw, request);
             } catch (error) {
               internalError(res, error);
             }
@@ -259,6 +315,7 @@ export async function startSimulator(input: SimulatorInput = {}): Promise<Simula
 
   const reset = (): void => {
     stats.reset();
+    capacity?.resetTokens();
     attempts.clear();
     random = mulberry32(options.seed);
   };

@@ -17,9 +17,12 @@
  *   shows less than half that fall, the 429s did not come from our concurrency: the cut is
  *   undone and the noise floor is set to that share. The floor decays slowly, so it is
  *   re-learned (one probe) when the noise changes.
- * - Latency is the second overload signal (Vegas/Gradient2 style): when a window's median
- *   latency exceeds `latencyRatio` times the baseline (the lowest recent window median) by
- *   more than `minQueueDelayMs`, requests are queueing at the upstream.
+ * - Latency is the second overload signal, but only as it relates to concurrency (Little's
+ *   law): when the limit grew and the next window shows the median latency up by
+ *   `latencyRatio` while throughput (answers per second) did not grow, the extra requests only
+ *   queued at the upstream: the growth is undone and that limit is the capacity. Latency on
+ *   its own says nothing for LLM traffic (it follows the output length, which changes from
+ *   batch to batch), so a slower workload never cuts the limit.
  * - Growth, CUBIC-like: fast (+`growth` per clean window) while far from the capacity
  *   estimate, +1 per window near it, so the limit spends its time just below the capacity it
  *   found, and fast again once past it (capacity may have grown).
@@ -45,10 +48,8 @@ export interface PacingOptions {
   growth?: number;
   /** The learned noise floor keeps this share of itself per window. */
   floorDecay?: number;
-  /** Windows remembered for the latency baseline. */
-  memory?: number;
+  /** Median latency up by this factor, with no more throughput, after a growth: queueing. */
   latencyRatio?: number;
-  minQueueDelayMs?: number;
 }
 
 export const PACING_DEFAULTS = {
@@ -58,9 +59,7 @@ export const PACING_DEFAULTS = {
   maxCut: 0.5,
   growth: 0.25,
   floorDecay: 0.995,
-  memory: 20,
-  latencyRatio: 2,
-  minQueueDelayMs: 250,
+  latencyRatio: 1.5,
 } as const;
 
 export type AnswerKind = 'success' | 'overload' | 'other';
@@ -72,8 +71,9 @@ export class AdaptiveConcurrency {
   private answers = 0;
   private overloads = 0;
   private latencies: number[] = [];
-  /** Recent windows' median latencies (the baseline is their minimum). */
-  private readonly medians: number[] = [];
+  private windowStart: number | null = null;
+  /** The last window: its limit, median latency and throughput (answers per second). */
+  private previous: { limit: number; median: number; rate: number } | null = null;
   /** The overload share that is not ours to fix, learned by probing. */
   private floor = 0;
   /** Set by a cut: what it was, to undo it if the next window shows it did not help. */
@@ -82,7 +82,10 @@ export class AdaptiveConcurrency {
   private capacity: number | null = null;
   private cuts = 0;
 
-  constructor(options: PacingOptions) {
+  constructor(
+    options: PacingOptions,
+    private readonly now: () => number = () => Date.now(),
+  ) {
     this.o = { ...PACING_DEFAULTS, ...options } as Required<PacingOptions>;
     this.value = this.o.max;
   }
@@ -103,6 +106,7 @@ export class AdaptiveConcurrency {
 
   /** One answer from the upstream: what it was, and how long it took (successes count for latency). */
   record(kind: AnswerKind, latencyMs: number): void {
+    this.windowStart ??= this.now();
     this.answers++;
     if (kind === 'overload') this.overloads++;
     if (kind === 'success') this.latencies.push(latencyMs);
@@ -113,9 +117,14 @@ export class AdaptiveConcurrency {
     const n = this.answers;
     const share = this.overloads / n;
     const median = medianOf(this.latencies);
+    const elapsed = Math.max(1, this.now() - (this.windowStart ?? this.now()));
+    const current = median === null ? null : { limit: this.limit, median, rate: (n * 1000) / elapsed };
+    const previous = this.previous;
+    this.previous = current;
     this.answers = 0;
     this.overloads = 0;
     this.latencies = [];
+    this.windowStart = null;
     // Two standard errors of a share measured on n answers: small windows are noisy.
     const noise = 2 * Math.sqrt((Math.max(share, 0.01) * (1 - Math.min(share, 0.99))) / n);
 
@@ -132,13 +141,12 @@ export class AdaptiveConcurrency {
 
     const excess = share - this.floor;
     const overloaded = excess > this.o.tolerance + noise;
-    const baseline = this.medians.length === 0 ? null : Math.min(...this.medians);
     const queueing =
-      baseline !== null &&
-      median !== null &&
-      median > baseline * this.o.latencyRatio &&
-      median - baseline > this.o.minQueueDelayMs;
-    if (median !== null) remember(this.medians, median, this.o.memory);
+      previous !== null &&
+      current !== null &&
+      current.limit > previous.limit * 1.05 &&
+      current.median > previous.median * this.o.latencyRatio &&
+      current.rate < previous.rate * 1.05;
 
     if (overloaded) {
       // The upstream refused `excess` of what we sent: it served about limit x (1 - excess).
@@ -153,8 +161,9 @@ export class AdaptiveConcurrency {
       return;
     }
     if (queueing) {
-      this.capacity = this.value;
-      this.value = Math.max(this.o.min, this.value * 0.8);
+      // More concurrency bought no throughput, only latency: back to where it was.
+      this.capacity = previous.limit;
+      this.value = Math.max(this.o.min, previous.limit);
       this.cuts++;
       return;
     }
@@ -169,11 +178,6 @@ export class AdaptiveConcurrency {
     const step = near ? 1 : Math.max(1, this.value * this.o.growth);
     this.value = Math.min(this.o.max, this.value + step);
   }
-}
-
-function remember(list: number[], value: number, size: number): void {
-  list.push(value);
-  if (list.length > size) list.shift();
 }
 
 function medianOf(values: number[]): number | null {

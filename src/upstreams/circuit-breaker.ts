@@ -16,14 +16,21 @@ const NORMAL: BreakerPass = Object.freeze({ probe: false });
 const PROBE_POLL_MS = 100;
 
 /**
- * Per-process circuit breaker of one upstream. Closed: everything passes; `threshold`
- * consecutive unhealthy attempts (connection errors, timeouts, 5xx) open it. Open: nothing
- * passes for `cooldownMs`, so traffic moves to the next upstream serving the model. Then
- * half-open: a single probe passes; its success closes the circuit, its failure reopens it.
+ * Per-process circuit breaker of one upstream. Closed: everything passes. It opens when, among
+ * its last `window` attempts, at least `threshold` were unhealthy (connection errors,
+ * timeouts, 5xx) and they are at least `failureRate` of them: an upstream that is down, not
+ * one with a share of failing requests (a 12% mix of 500s and resets is a batch's ordinary
+ * weather; the retries handle it, and opening on five failures in a row at high concurrency
+ * would stop all traffic for the cool-down again and again). Open: nothing passes for
+ * `cooldownMs`, so traffic moves to the next upstream serving the model. Then half-open: a
+ * single probe passes; its success closes the circuit, its failure reopens it.
  * Per process rather than shared: each worker learns of an outage after a handful of its
  * own requests, which costs less than a database round trip per attempt.
  */
 export class CircuitBreaker {
+  /** The last `window` attempts' health, as a ring: true = unhealthy. */
+  private readonly recent: boolean[] = [];
+  private next = 0;
   private failures = 0;
   private openedAt: number | null = null;
   private probing = false;
@@ -33,6 +40,8 @@ export class CircuitBreaker {
     private readonly cooldownMs: number,
     private readonly clock: Clock,
     private readonly onChange: (state: 'open' | 'closed', failures: number) => void = () => undefined,
+    private readonly failureRate = 0.5,
+    private readonly window = 20,
   ) {}
 
   get state(): BreakerState {
@@ -72,9 +81,21 @@ export class CircuitBreaker {
       return;
     }
     // Answers to requests let through before the circuit opened say nothing about now.
-    if (this.openedAt !== null) return;
-    if (health === 'healthy') this.failures = 0;
-    else if (health === 'unhealthy' && ++this.failures >= this.threshold) this.open();
+    if (this.openedAt !== null || health === 'unknown') return;
+    this.remember(health === 'unhealthy');
+    const seen = this.recent.length;
+    if (this.failures >= this.threshold && this.failures >= this.failureRate * seen) this.open();
+  }
+
+  private remember(unhealthy: boolean): void {
+    if (this.recent.length < this.window) {
+      this.recent.push(unhealthy);
+    } else {
+      if (this.recent[this.next]) this.failures--;
+      this.recent[this.next] = unhealthy;
+      this.next = (this.next + 1) % this.window;
+    }
+    if (unhealthy) this.failures++;
   }
 
   private open(): void {
@@ -85,6 +106,8 @@ export class CircuitBreaker {
 
   private close(): void {
     this.failures = 0;
+    this.recent.length = 0;
+    this.next = 0;
     this.openedAt = null;
     this.onChange('closed', 0);
   }

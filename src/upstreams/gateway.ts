@@ -113,8 +113,9 @@ export class HttpUpstreamGateway implements UpstreamGateway {
         this.clock,
         (state, failures) =>
           state === 'open'
-            ? log.warn({ failures }, `circuit open after ${failures} consecutive failures`)
+            ? log.warn({ failures }, `circuit open after ${failures} failures among its recent attempts`)
             : log.info('circuit closed, upstream healthy again'),
+        config.routing.breakerFailureRate,
       );
       const limiter = new UpstreamLimiter(upstream, {
         store,

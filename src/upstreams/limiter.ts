@@ -198,7 +198,9 @@ export class UpstreamLimiter {
     private readonly upstream: Upstream,
     private readonly deps: LimiterDeps,
   ) {
-    this.pacing = new AdaptiveConcurrency({ max: upstream.limits.maxConcurrency, ...deps.pacing });
+    this.pacing = new AdaptiveConcurrency({ max: upstream.limits.maxConcurrency, ...deps.pacing }, () =>
+      deps.clock.now(),
+    );
     this.scope = new LimitScope(upstream.name, upstream.limits, upstream.timeoutMs, this.pacing, deps, () =>
       this.pump(),
     );

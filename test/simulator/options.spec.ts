@@ -36,10 +36,26 @@ describe('simulator options', () => {
       port: 8100,
       latency: { kind: 'fixed', ms: 0 },
       errorRate: 0,
+      capacity: 0,
+      capacityTpm: 0,
+      capacityRetryAfterMs: 200,
+      capacitySlowdown: 0,
     });
   });
 
   it('reads flags in both spellings, and env, with flags winning', () => {
+    expect(parseCli(['--capacity=100', '--capacity-slowdown', '0.5'], { SIM_CAPACITY: '7' })).toEqual({
+      kind: 'run',
+      options: { ...DEFAULT_OPTIONS, capacity: 100, capacitySlowdown: 0.5 },
+    });
+    expect(
+      run([], {
+        SIM_CAPACITY: '8',
+        SIM_CAPACITY_TPM: '60000',
+        SIM_CAPACITY_RETRY_AFTER_MS: '50',
+        SIM_CAPACITY_SLOWDOWN: '2',
+      }),
+    ).toMatchObject({ capacity: 8, capacityTpm: 60000, capacityRetryAfterMs: 50, capacitySlowdown: 2 });
     const options = run(['--port', '0', '--error-rate=0.25', '--latency', 'uniform:10,200', '--seed', '9'], {
       SIM_PORT: '9000',
       SIM_HOST: '0.0.0.0',
@@ -78,15 +94,37 @@ describe('simulator options', () => {
     expectBad('--bogus', ['--bogus', '1']);
     expectBad('SIM_RESET_RATE', [], { SIM_RESET_RATE: '-0.1' });
     expectBad('--seed', ['--seed', '1.5']);
+    expectBad('--port', ['--port', ' 1']);
+    expectBad('--latency', ['--latency=lognormal:100,11']);
+    expectBad('--capacity', ['--capacity', '-3']);
+    expectBad('--capacity', ['--capacity', '2.5']);
+    expectBad('SIM_CAPACITY_TPM', [], { SIM_CAPACITY_TPM: 'many' });
+    expectBad('--capacity-slowdown', ['--capacity-slowdown', '1']); // no capacity to slow down towards
+    expectBad('--help', ['--help=yes']);
+    expectBad('stray', ['stray']);
   });
 
-  it('rejects fault rates adding up to more than 1', () => {
+  it('names programmatic options by their property', () => {
+    expect(() => resolveOptions({ port: Number.NaN })).toThrow('invalid option port: not a number');
+    expect(() => resolveOptions({ latency: { kind: 'uniform', minMs: 5, maxMs: 1 } })).toThrow(
+      /invalid option latency: .*below its minimum/,
+    );
+    expect(() => resolveOptions({ capacitySlowdown: 1 })).toThrow(/capacitySlowdown/);
+    expect(resolveOptions({ capacity: 4, capacitySlowdown: 1 })).toMatchObject({
+      capacity: 4,
+      capacitySlowdown: 1,
+    });
+  });
+
+  it('rejects fault rates adding up to more than 1, naming the rates set', () => {
     expect(() => resolveOptions({ errorRate: 0.6, hangRate: 0.6 })).toThrow(/at most 1/);
+    expectBad('--error-rate/SIM_HANG_RATE', ['--error-rate', '0.6'], { SIM_HANG_RATE: '0.6' });
     expect(resolveOptions({ errorRate: 0.5, hangRate: 0.5 }).hangRate).toBe(0.5);
   });
 
   it('recognises --help', () => {
     expect(parseCli(['--port', '1', '--help'])).toEqual({ kind: 'help' });
+    expect(parseCli(['-h', '--bogus'])).toEqual({ kind: 'help' });
   });
 });
 
@@ -127,9 +165,10 @@ describe('simulator bookkeeping', () => {
   });
 
   it('keeps only the most recent arrival times', () => {
-    const stats = new StatsRegistry(3);
-    for (let t = 1; t <= 5; t++) {
-      stats.global.arrive(t);
+    let t = 0;
+    const stats = new StatsRegistry({ maxRequestTimes: 3, maxHistorySeconds: 10 }, () => t);
+    for (t = 1; t <= 5; t++) {
+      stats.global.arrive();
       stats.global.depart();
     }
     expect(stats.snapshot().requestTimes).toEqual([3, 4, 5]);

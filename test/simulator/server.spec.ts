@@ -1,62 +1,5 @@
-import { request, type IncomingHttpHeaders } from 'node:http';
 import { startSimulator, type SimulatorHandle } from '../../src/simulator/server';
-
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  text: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  json: any;
-}
-
-/**
- * One request on a fresh connection (no agent), so a reset or hang can never leak into
- * the next test through a pooled socket.
- */
-function call(
-  sim: SimulatorHandle,
-  method: string,
-  path: string,
-  body?: unknown,
-  options: { headers?: Record<string, string>; timeoutMs?: number; raw?: string } = {},
-): Promise<Reply> {
-  const payload = options.raw ?? (body === undefined ? undefined : JSON.stringify(body));
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${sim.url}${path}`,
-      { method, agent: false, headers: { 'content-type': 'application/json', ...options.headers } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString();
-          let json: unknown;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            json = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-        });
-        res.on('error', reject);
-      },
-    );
-    if (options.timeoutMs !== undefined) {
-      req.setTimeout(options.timeoutMs, () => req.destroy(new Error('client timeout')));
-    }
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
-const chat = (content: string, extra: object = {}): object => ({
-  model: 'gpt-4o-mini',
-  messages: [
-    { role: 'system', content: 'You are terse.' },
-    { role: 'user', content },
-  ],
-  ...extra,
-});
+import { call, chat, type Reply } from './http-client';
 
 describe('simulator server', () => {
   let sim: SimulatorHandle;
@@ -370,9 +313,16 @@ describe('simulator server', () => {
         totalRequests: 0,
         inFlight: 0,
         peakInFlight: 0,
+        serving: 0,
+        peakServing: 0,
+        avgInFlight: 0,
+        avgServing: 0,
+        activeMs: 0,
         byStatus: {},
+        rateLimited: { capacity: 0, tpm: 0, directive: 0, global: 0 },
         byModel: {},
         requestTimes: [],
+        perSecond: [],
       });
       // The attempt count is forgotten too: the request fails again from scratch.
       expect((await call(sim, 'POST', '/v1/chat/completions', body)).status).toBe(500);

@@ -52,19 +52,23 @@ describe('retry policy', () => {
 });
 
 describe('circuit breaker', () => {
-  it('opens after consecutive failures, half-opens for one probe after the cool-down, and closes on its success', () => {
+  it('opens once enough recent attempts failed, half-opens for one probe after the cool-down, and closes on its success', () => {
     const clock = new FakeClock();
     const changes: string[] = [];
     const breaker = new CircuitBreaker(3, 1000, clock, (state) => changes.push(state));
     const fail = (): void => breaker.record(breaker.tryPass()!, 'unhealthy');
+    const succeed = (): void => breaker.record(breaker.tryPass()!, 'healthy');
 
+    for (let i = 0; i < 4; i++) succeed();
     fail();
     fail();
-    breaker.record(breaker.tryPass()!, 'healthy'); // a success resets the count
-    fail();
+    succeed();
+    // Three failures, but among eight attempts: under half.
     fail();
     expect(breaker.state).toBe('closed');
-    fail();
+    fail(); // four of nine
+    expect(breaker.state).toBe('closed');
+    fail(); // five of ten: half
     expect(breaker.state).toBe('open');
     expect(breaker.tryPass()).toBeNull();
     expect(breaker.retryAt()).toBe(clock.time + 1000);
@@ -85,6 +89,32 @@ describe('circuit breaker', () => {
     breaker.record(breaker.tryPass()!, 'healthy');
     expect(breaker.state).toBe('closed');
     expect(changes).toEqual(['open', 'closed']);
+  });
+
+  it('opens on an upstream that is down, not on a share of failing requests', () => {
+    const clock = new FakeClock();
+    const noisy = new CircuitBreaker(5, 1000, clock);
+    // 12% of attempts fail (500s, resets), in bursts of up to three in a row: stays closed.
+    for (let i = 0; i < 1_000; i++) {
+      const failing = i % 25 < 3;
+      noisy.record(noisy.tryPass()!, failing ? 'unhealthy' : 'healthy');
+    }
+    expect(noisy.state).toBe('closed');
+
+    const down = new CircuitBreaker(5, 1000, clock);
+    for (let i = 0; i < 4; i++) down.record(down.tryPass()!, 'unhealthy');
+    expect(down.state).toBe('closed'); // fewer than the threshold
+    down.record(down.tryPass()!, 'unhealthy');
+    expect(down.state).toBe('open');
+
+    // Mostly failing among recent attempts opens it too, even with successes in between.
+    const flaky = new CircuitBreaker(5, 1000, clock);
+    let attempts = 0;
+    while (flaky.state === 'closed' && attempts < 20) {
+      flaky.record(flaky.tryPass()!, attempts++ % 3 === 0 ? 'healthy' : 'unhealthy');
+    }
+    expect(flaky.state).toBe('open');
+    expect(attempts).toBe(8); // five failures among eight
   });
 
   it('ignores answers to requests let through before the circuit opened', () => {
@@ -142,17 +172,34 @@ describe('adaptive concurrency', () => {
     expect(overloadShare).toBeLessThan(0.05);
   });
 
-  it('backs off when latency rises with queueing at the upstream, not on steady latency', () => {
-    const steady = new AdaptiveConcurrency({ max: 64, minQueueDelayMs: 50 });
-    for (let i = 0; i < 2_000; i++) steady.record('success', 400 + (i % 7) * 10);
-    expect(steady.limit).toBe(64);
-    expect(steady.decreases).toBe(0);
+  it('undoes a growth that bought latency but no throughput, and ignores a slower workload', () => {
+    let now = 0;
+    const clock = () => now;
+    // Answers of a window arrive spread over `seconds`.
+    const window = (pacing: AdaptiveConcurrency, latencyMs: number, seconds: number) => {
+      const n = Math.max(40, pacing.limit);
+      for (let i = 0; i < n; i++) {
+        now += (seconds * 1000) / n;
+        pacing.record('success', latencyMs);
+      }
+    };
 
-    const queueing = new AdaptiveConcurrency({ max: 64, minQueueDelayMs: 50 });
-    for (let i = 0; i < 200; i++) queueing.record('success', 100);
-    for (let i = 0; i < 200; i++) queueing.record('success', 600);
-    expect(queueing.decreases).toBeGreaterThan(0);
-    expect(queueing.limit).toBeLessThan(64);
+    // A workload that gets slower (longer generations) at the same concurrency: no cut.
+    const slower = new AdaptiveConcurrency({ max: 64 }, clock);
+    window(slower, 400, 1);
+    window(slower, 2_000, 5);
+    window(slower, 8_000, 20);
+    expect([slower.limit, slower.decreases]).toEqual([64, 0]);
+
+    // Queueing: after a growth, answers come no faster, each taking longer: undone.
+    const queueing = new AdaptiveConcurrency({ max: 64 }, clock);
+    for (let i = 0; i < 64; i++) queueing.record('overload', 0); // all refused: cut to half
+    expect(queueing.limit).toBe(32);
+    window(queueing, 1_000, 1); // clean: grows by a quarter
+    expect(queueing.limit).toBe(40);
+    window(queueing, 1_600, 1); // the same 40 answers a second, 60% slower
+    expect(queueing.limit).toBe(32);
+    expect(queueing.decreases).toBe(2);
   });
 
   it('grows back fast once the capacity comes back', () => {

@@ -1,0 +1,257 @@
+/**
+ * Barge as the system under test, through its public surface only: its configuration file
+ * (BARGE_CONFIG), its processes (dist/src/main.js and dist/src/worker.js), the `barge keys`
+ * CLI, and the OpenAI API driven by the official SDK.
+ */
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import OpenAI, { toFile } from 'openai';
+import type { Batch } from 'openai/resources/batches';
+import { stringify as toYaml } from 'yaml';
+import { buildConfig, type BargeConfig } from '../src/config/config';
+import { freePort, startNode, type Started } from './processes';
+import type { BargeSettings } from './scenarios';
+import { ENDPOINT } from './workload';
+
+const TERMINAL = new Set(['completed', 'failed', 'expired', 'cancelled']);
+/**
+ * Polls every 2% of the time elapsed, within 100 ms..1 s: the end is seen within 2% of the
+ * run, and a long run's polls do not add much to the API's CPU it is charged with.
+ */
+const pollDelay = (elapsedMs: number): number => Math.min(1000, Math.max(100, elapsedMs * 0.02));
+
+/** The environment Barge's processes get: ours without any BARGE_* or SIM_* but the infrastructure's. */
+export function bargeEnv(configPath?: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    const infra = /^BARGE_(POSTGRES_|STORAGE_|TEMPORAL_ADDRESS$|TEMPORAL_NAMESPACE$)/.test(name);
+    if (infra || !/^(BARGE|SIM)_/.test(name)) env[name] = value;
+  }
+  if (configPath) env.BARGE_CONFIG = configPath;
+  return env;
+}
+
+/** Creates an API key with the `barge keys` CLI; the key is the last line of its stdout. */
+export function createApiKey(root: string, tenant: string): string {
+  const out = execFileSync(
+    process.execPath,
+    [join(root, 'bin', 'barge.js'), 'keys', 'create', '--tenant', tenant],
+    {
+      env: bargeEnv(),
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const key = out.trim().split('\n').pop();
+  if (!key) throw new Error('barge keys create printed no key');
+  return key;
+}
+
+type Json = Record<string, unknown>;
+const isPlainObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function deepMerge(base: Json, over: Json): Json {
+  const out: Json = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    out[key] = isPlainObject(value) && isPlainObject(out[key]) ? deepMerge(out[key] as Json, value) : value;
+  }
+  return out;
+}
+
+function leafPaths(value: Json, prefix = ''): string[] {
+  return Object.entries(value).flatMap(([key, v]) =>
+    isPlainObject(v) && Object.keys(v).length > 0 ? leafPaths(v, `${prefix}${key}.`) : [`${prefix}${key}`],
+  );
+}
+
+function at(value: unknown, path: string): unknown {
+  return path.split('.').reduce<unknown>((node, key) => (isPlainObject(node) ? node[key] : undefined), value);
+}
+
+export interface BargeInstanceOptions {
+  root: string;
+  /** Unique per instance: names its task queues, config file and logs. */
+  name: string;
+  workDir: string;
+  simulatorBaseUrl: string;
+  settings: BargeSettings;
+  maxRequestsPerBatch: number;
+}
+
+/**
+ * Writes the configuration file and validates it with Barge's own schema. A setting the
+ * schema dropped (zod strips unknown keys) would silently measure the default, so it is an error.
+ */
+export async function writeConfig(
+  options: BargeInstanceOptions,
+): Promise<{ path: string; port: number; config: BargeConfig }> {
+  const port = await freePort();
+  const base: Json = {
+    api: { host: '127.0.0.1', port },
+    temporal: {
+      // Fresh queues per instance: leftovers of an interrupted bench are never picked up.
+      taskQueue: `${options.name}`,
+      upstreamTaskQueue: `${options.name}-upstream`,
+      shutdownGraceSeconds: 5,
+    },
+    limits: {
+      maxRequestsPerBatch: Math.max(options.maxRequestsPerBatch, 50_000),
+      maxBatchFileBytes: 2 * 1024 ** 3,
+      maxFileBytes: 2 * 1024 ** 3,
+    },
+    logLevel: 'warn',
+    upstreams: [
+      {
+        name: 'simulator',
+        baseUrl: options.simulatorBaseUrl,
+        models: ['*'],
+        limits: options.settings.upstreamLimits,
+      },
+    ],
+  };
+  const raw = deepMerge(base, options.settings.config);
+  const path = join(options.workDir, `${options.name}.yaml`);
+  writeFileSync(path, toYaml(raw));
+  const config = buildConfig(bargeEnv(path));
+  const missing = [
+    ...leafPaths(options.settings.config).filter((p) => at(config, p) === undefined),
+    ...leafPaths(options.settings.upstreamLimits)
+      .filter((p) => at(config.upstreams[0]?.limits, p) === undefined)
+      .map((p) => `upstreams[0].limits.${p}`),
+  ];
+  if (missing.length > 0) {
+    throw new Error(
+      `bench settings ${missing.join(', ')} are not in Barge's configuration schema (src/config/config.ts) ` +
+        'any more: update BARGE_SETTINGS in bench/scenarios.ts',
+    );
+  }
+  return { path, port, config };
+}
+
+export interface BargeInstance {
+  api: Started;
+  worker: Started;
+  client: OpenAI;
+  config: BargeConfig;
+  configPath: string;
+  stop(): Promise<void>;
+}
+
+export async function startBarge(options: BargeInstanceOptions, apiKey: string): Promise<BargeInstance> {
+  const { path, port, config } = await writeConfig(options);
+  const env = bargeEnv(path);
+  const log = (what: string): string => join(options.workDir, `${options.name}-${what}.log`);
+  const worker = startNode(join(options.root, 'dist', 'src', 'worker.js'), [], env, log('worker'));
+  const api = startNode(join(options.root, 'dist', 'src', 'main.js'), [], env, log('api'));
+  const stop = async (): Promise<void> => {
+    await Promise.all([api.stop(15_000), worker.stop(30_000)]);
+  };
+  try {
+    await worker.waitFor(/barge-worker: polling/, 120_000);
+    const baseURL = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 120_000;
+    while (!(await fetch(`${baseURL}/readyz`).catch(() => undefined))?.ok) {
+      if (Date.now() > deadline || api.child.exitCode !== null)
+        throw new Error(`the API did not become ready; see ${log('api')}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    // No SDK retries: a failing call must show, not be hidden in the timings.
+    const client = new OpenAI({ apiKey, baseURL: `${baseURL}/v1`, maxRetries: 0, timeout: 600_000 });
+    return { api, worker, client, config, configPath: path, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+export interface BatchRun {
+  batchId: string;
+  status: string;
+  timedOut: boolean;
+  uploadSeconds: number;
+  /** From just before batches.create to the first poll that saw a terminal status. */
+  createToTerminalSeconds: number;
+  downloadSeconds: number;
+  /** Upload start to the last byte of both files. */
+  endToEndSeconds: number;
+  requestCounts: Batch['request_counts'] | null;
+  /** batches.retrieve calls while waiting (their cost is in the API's CPU). */
+  polls: number;
+  /** Seconds from created_at to each later timestamp the batch reports (1 s resolution). */
+  phases: Record<string, number>;
+  output: string;
+  errors: string;
+}
+
+async function download(client: OpenAI, fileId: string | null | undefined): Promise<string> {
+  if (!fileId) return '';
+  const response = await client.files.content(fileId);
+  return await response.text();
+}
+
+/** Uploads `jsonl`, runs it as one batch to a terminal state (cancelling at the deadline), downloads both files. */
+export async function runBatch(
+  client: OpenAI,
+  jsonl: Buffer,
+  name: string,
+  timeoutMs: number,
+): Promise<BatchRun> {
+  const t0 = performance.now();
+  const file = await client.files.create({ file: await toFile(jsonl, `${name}.jsonl`), purpose: 'batch' });
+  const tUploaded = performance.now();
+  let batch = await client.batches.create({
+    input_file_id: file.id,
+    endpoint: ENDPOINT,
+    completion_window: '24h',
+  });
+  let timedOut = false;
+  const deadline = tUploaded + timeoutMs;
+  let cancelDeadline = Infinity;
+  let polls = 0;
+  while (!TERMINAL.has(batch.status)) {
+    await new Promise((resolve) => setTimeout(resolve, pollDelay(performance.now() - tUploaded)));
+    batch = await client.batches.retrieve(batch.id);
+    polls++;
+    const now = performance.now();
+    if (!timedOut && now > deadline && !TERMINAL.has(batch.status)) {
+      timedOut = true;
+      cancelDeadline = now + 120_000;
+      await client.batches.cancel(batch.id).catch(() => undefined);
+    }
+    if (now > cancelDeadline) break;
+  }
+  const tTerminal = performance.now();
+  const [output, errors] = await Promise.all([
+    download(client, batch.output_file_id),
+    download(client, batch.error_file_id),
+  ]);
+  const tDownloaded = performance.now();
+
+  const phases: Record<string, number> = {};
+  for (const key of [
+    'in_progress_at',
+    'finalizing_at',
+    'completed_at',
+    'failed_at',
+    'cancelled_at',
+    'expired_at',
+  ] as const) {
+    const at = batch[key];
+    if (typeof at === 'number') phases[key.replace(/_at$/, '')] = at - batch.created_at;
+  }
+  return {
+    batchId: batch.id,
+    status: batch.status,
+    timedOut,
+    uploadSeconds: (tUploaded - t0) / 1000,
+    createToTerminalSeconds: (tTerminal - tUploaded) / 1000,
+    downloadSeconds: (tDownloaded - tTerminal) / 1000,
+    endToEndSeconds: (tDownloaded - t0) / 1000,
+    requestCounts: batch.request_counts ?? null,
+    polls,
+    phases,
+    output,
+    errors,
+  };
+}
