@@ -55,6 +55,8 @@ const configSchema = z.object({
     .object({
       host: nonEmpty.default('127.0.0.1'),
       port: port.default(8000),
+      /** When set, GET /metrics wants `Authorization: Bearer <this>`; unset, it is open. */
+      metricsToken: z.string().min(16, 'at least 16 characters').optional(),
     })
     .prefault({}),
   postgres: z.object({
@@ -161,6 +163,7 @@ export type BargeConfig = z.infer<typeof configSchema>;
 export const ENV_VARS: Record<string, string> = {
   BARGE_API_HOST: 'api.host',
   BARGE_API_PORT: 'api.port',
+  BARGE_METRICS_TOKEN: 'api.metricsToken',
   BARGE_POSTGRES_URL: 'postgres.url',
   BARGE_POSTGRES_POOL_SIZE: 'postgres.poolSize',
   BARGE_TEMPORAL_ADDRESS: 'temporal.address',
