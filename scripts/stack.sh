@@ -9,6 +9,11 @@
 #   stack.sh status   what is running
 #   stack.sh env      print the environment the API/worker of this profile use
 #
+# The API and the worker run under a supervisor (stack.sh supervise, below) that brings them
+# back when they die, like docker-compose's `restart: unless-stopped`: with backoff, and with
+# the reason (exit code or signal) in the process's log. run/NAME.pid is always the real
+# process (tests read it); run/NAME.supervisor.pid is its supervisor.
+#
 # The local profile also runs Prometheus (scraping the API and the worker, see
 # start_prometheus); the test profile does not: tests that need one start their own.
 #
@@ -112,6 +117,88 @@ http_ok() { curl -fsS -o /dev/null --max-time 2 "$1"; }
 require_free_port() {
   port_busy "$2" && die "port $2 needed by $1 is in use by another program (stop it, or use the other BARGE_PROFILE)"
   return 0
+}
+
+# --- supervision -------------------------------------------------------------------------
+
+# First restart after this many seconds, doubling up to the cap; a process that stayed up
+# SUPERVISE_STABLE_SECONDS counts as healthy again and its next restart is quick.
+SUPERVISE_BACKOFF_START=${SUPERVISE_BACKOFF_START:-1}
+SUPERVISE_BACKOFF_MAX=${SUPERVISE_BACKOFF_MAX:-30}
+SUPERVISE_STABLE_SECONDS=${SUPERVISE_STABLE_SECONDS:-30}
+
+stamp() { date -u +%Y-%m-%dT%H:%M:%SZ; }
+
+# supervise NAME PIDFILE -- command...: runs command, writes its pid to PIDFILE, and restarts
+# it whenever it exits, until this supervisor gets SIGTERM (or PIDFILE.stopping exists). Its
+# output is the child's log, so each restart is logged next to what the process printed.
+supervise() {
+  local name=$1 pidfile=$2
+  shift 2
+  [[ "${1:-}" == -- ]] && shift
+  local stopfile="$pidfile.stopping" backoff=$SUPERVISE_BACKOFF_START child="" started rc why
+  stopping=0
+  # Stop restarting; the child is left for `down`, which stops it gracefully after us.
+  trap 'stopping=1' TERM INT
+  rm -f "$stopfile"
+  while ((stopping == 0)) && [[ ! -e "$stopfile" ]]; do
+    started=$SECONDS
+    "$@" &
+    child=$!
+    echo "$child" >"$pidfile"
+    rc=0
+    wait "$child" || rc=$?
+    # A trapped signal interrupts wait while the child still runs: that is a stop, not an exit.
+    if ((stopping)) || [[ -e "$stopfile" ]]; then break; fi
+    if ((rc > 128)); then why="was killed by signal $(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128)))"
+    else why="exited with code $rc"; fi
+    if ((SECONDS - started >= SUPERVISE_STABLE_SECONDS)); then backoff=$SUPERVISE_BACKOFF_START; fi
+    echo "[$(stamp)] supervisor: $name (pid $child) $why; restarting in ${backoff}s"
+    # In the background, so SIGTERM interrupts the wait at once.
+    sleep "$backoff" &
+    wait $! || kill $! 2>/dev/null || true
+    backoff=$((backoff * 2 > SUPERVISE_BACKOFF_MAX ? SUPERVISE_BACKOFF_MAX : backoff * 2))
+  done
+  echo "[$(stamp)] supervisor: stopped supervising $name"
+}
+
+supervisor_running() {
+  local pid
+  pid=$(pid_of "$1.supervisor")
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && grep -q -- "supervise" "/proc/$pid/cmdline" 2>/dev/null
+}
+
+# spawn_supervised NAME CMDLINE_MARKER command...: like spawn, under a supervisor.
+spawn_supervised() {
+  local name=$1 marker=$2; shift 2
+  if supervisor_running "$name"; then log "$name already running (supervisor pid $(pid_of "$name.supervisor"))"; return 1; fi
+  if is_running "$name" "$marker"; then log "$name already running unsupervised (pid $(pid_of "$name"))"; return 1; fi
+  mkdir -p "$RUN" "$LOGS"
+  rm -f "$RUN/$name.pid"
+  setsid nohup bash "$ROOT/scripts/stack.sh" supervise "$name" "$RUN/$name.pid" -- "$@" \
+    >>"$LOGS/$name.log" 2>&1 </dev/null &
+  echo $! >"$RUN/$name.supervisor.pid"
+  wait_for "$name to start" 10 test -s "$RUN/$name.pid"
+  return 0
+}
+
+# Stops the supervisor first (so it cannot restart what we stop), then the process itself.
+stop_supervised() {
+  local name=$1 marker=$2 grace=${3:-10} sup
+  sup=$(pid_of "$name.supervisor")
+  if supervisor_running "$name"; then
+    touch "$RUN/$name.pid.stopping"
+    kill -TERM "$sup" 2>/dev/null || true
+    local deadline=$((SECONDS + 5))
+    while kill -0 "$sup" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+  fi
+  stop_proc "$name" "$marker" "$grace"
+  if [[ -n "$sup" ]] && kill -0 "$sup" 2>/dev/null; then
+    local deadline=$((SECONDS + 5))
+    while kill -0 "$sup" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+    kill -KILL "$sup" 2>/dev/null || true
+  fi
+  rm -f "$RUN/$name.supervisor.pid" "$RUN/$name.pid.stopping"
 }
 
 stop_proc() {
@@ -224,6 +311,17 @@ EOF
   log "prometheus ready on $HOST:$PROMETHEUS_PORT"
 }
 
+# The API and the worker: supervised, so a process that dies comes back.
+start_supervised_node() {
+  local name=$1 entry=$2 port=${3:-}; shift 3 || true
+  if supervisor_running "$name" || is_running "$name" "$entry"; then
+    log "$name already running (pid $(pid_of "$name"))"
+    return
+  fi
+  [[ -n "$port" ]] && require_free_port "$name" "$port"
+  (load_env; spawn_supervised "$name" "$entry" node --enable-source-maps "$ROOT/$entry" "$@") || true
+}
+
 build() {
   log "building (tsc)"
   (cd "$ROOT" && npm run --silent build)
@@ -242,8 +340,8 @@ up() {
   build
   start_node simulator dist/src/simulator/main.js "$SIM_PORT" --host "$HOST" --port "$SIM_PORT"
   wait_for "simulator" 30 http_ok "http://$HOST:$SIM_PORT/healthz"
-  start_node worker dist/src/worker.js ""
-  start_node api dist/src/main.js "$API_PORT"
+  start_supervised_node worker dist/src/worker.js ""
+  start_supervised_node api dist/src/main.js "$API_PORT"
   wait_for "api" 60 http_ok "http://$HOST:$API_PORT/readyz"
   is_running worker dist/src/worker.js || die "worker exited at start (log: $LOGS/worker.log)"
   log "api ready"
@@ -273,8 +371,8 @@ prometheus_line() {
 
 down() {
   stop_proc prometheus prometheus 10
-  stop_proc api dist/src/main.js 15
-  stop_proc worker dist/src/worker.js 40
+  stop_supervised api dist/src/main.js 15
+  stop_supervised worker dist/src/worker.js 40
   stop_proc simulator dist/src/simulator/main.js 5
   stop_proc minio minio 10
   stop_proc temporal start-dev 15
@@ -283,7 +381,19 @@ down() {
 
 status() {
   local name marker
-  for pair in api:dist/src/main.js worker:dist/src/worker.js simulator:dist/src/simulator/main.js minio:minio temporal:start-dev prometheus:prometheus; do
+  for pair in api:dist/src/main.js worker:dist/src/worker.js; do
+    name=${pair%%:*} marker=${pair#*:}
+    if is_running "$name" "$marker" && supervisor_running "$name"; then
+      echo "$name: running (pid $(pid_of "$name"), supervised by pid $(pid_of "$name.supervisor"))"
+    elif is_running "$name" "$marker"; then
+      echo "$name: running (pid $(pid_of "$name"), not supervised)"
+    elif supervisor_running "$name"; then
+      echo "$name: restarting (supervisor pid $(pid_of "$name.supervisor"); why: ${LOGS#"$ROOT"/}/$name.log)"
+    else
+      echo "$name: stopped"
+    fi
+  done
+  for pair in simulator:dist/src/simulator/main.js minio:minio temporal:start-dev prometheus:prometheus; do
     name=${pair%%:*} marker=${pair#*:}
     if is_running "$name" "$marker"; then echo "$name: running (pid $(pid_of "$name"))"; else echo "$name: stopped"; fi
   done
@@ -291,10 +401,11 @@ status() {
 }
 
 case "${1:-}" in
+  supervise) shift; supervise "$@" ;;
   up) up ;;
   infra) infra ;;
   down) down ;;
   status) status ;;
   env) write_env; cat "$DIR/env" ;;
-  *) echo "usage: $0 up|infra|down|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|infra|down|status|env (supervise NAME PIDFILE -- command: internal)" >&2; exit 2 ;;
 esac

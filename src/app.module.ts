@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
+import { APP_FILTER, DiscoveryModule } from '@nestjs/core';
 import { AuthModule } from './auth/auth.module';
 import { BatchesModule } from './batches/api/batches.module';
 import { OpenAIErrorFilter } from './common/openai-error';
@@ -8,7 +8,8 @@ import { FilesModule } from './files/files.module';
 import { HealthController } from './health/health.controller';
 
 @Module({
-  imports: [CoreModule, AuthModule, FilesModule, BatchesModule],
+  // DiscoveryModule: the error filter reads the route table to answer 405 for a wrong method.
+  imports: [CoreModule, AuthModule, FilesModule, BatchesModule, DiscoveryModule],
   controllers: [HealthController],
   providers: [{ provide: APP_FILTER, useClass: OpenAIErrorFilter }],
 })

@@ -285,7 +285,7 @@ describe('docker-compose.yml', () => {
       for (const host of [hostOf(config.postgres.url), hostOf(config.storage.endpoint), 'temporal']) {
         expect(Object.keys(services)).toContain(host);
       }
-      expect(config.api).toEqual({ host: '0.0.0.0', port: 8000 });
+      expect(config.api).toMatchObject({ host: '0.0.0.0', port: 8000 });
       expect(config.storage.accessKey).toBe(envOf('minio').MINIO_ROOT_USER);
       expect(config.storage.secretKey).toBe(envOf('minio').MINIO_ROOT_PASSWORD);
       const pg = new URL(config.postgres.url);

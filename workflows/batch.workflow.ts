@@ -75,6 +75,14 @@ const bookkeeping = proxyActivities<Activities>({
   retry: BOOKKEEPING_RETRY,
 });
 
+/** Validation is waited for when cancelled: finalize then sees the chunk plan it wrote, if any. */
+const validation = proxyActivities<Activities>({
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '1 minute',
+  retry: BOOKKEEPING_RETRY,
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+});
+
 export async function batchWorkflow(input: BatchWorkflowInput): Promise<string> {
   if (!patched(V2)) return legacyBatchWorkflow(input);
   return runBatch(input);
@@ -134,10 +142,22 @@ async function runBatch(input: BatchWorkflowInput): Promise<string> {
   const msLeft = () => expiresAt - Date.now();
   // Whatever work is running, so a cancelled workflow can wait for it before finalizing.
   let current: Promise<unknown> = Promise.resolve();
+  // The chunk activities in flight (their promises settle once each has acknowledged or ended).
+  const inFlight = new Map<number, Promise<void>>();
+  let chunks: CancellationScope | undefined;
+  /** Stops every chunk in flight and waits for each to record what it finished. */
+  const stopChunks = async (): Promise<void> => {
+    chunks?.cancel();
+    await Promise.all(inFlight.values());
+  };
 
-  /** Ends the batch. Never cancellable: a cancel arriving meanwhile waits for it. */
+  /**
+   * Ends the batch, once no chunk is in flight any more. Never cancellable: a cancel arriving
+   * meanwhile waits for it.
+   */
   const finalize = (reason: FinalizeReason, failure?: { code: string; message: string }) =>
     CancellationScope.nonCancellable(async () => {
+      await stopChunks();
       if (reason === 'cancelled') {
         await bookkeeping.markCancelling({ batchId });
         upsertSearchAttributes([{ key: BatchStatusKey, value: 'cancelling' }]);
@@ -177,11 +197,11 @@ async function runBatch(input: BatchWorkflowInput): Promise<string> {
 
   /** The sliding window of chunk activities: workflow state grows with the window, not the batch. */
   async function dispatchAll(): Promise<Dispatched> {
-    const inFlight = new Map<number, Promise<void>>();
-    const chunks = new CancellationScope();
+    const scope = new CancellationScope();
+    chunks = scope;
     let failure: unknown;
     const launch = (idx: number): void => {
-      const chunk = chunks
+      const chunk = scope
         .run(() => dispatchChunk({ batchId, chunkIndex: idx }))
         .then(
           () => void inFlight.delete(idx),
@@ -197,15 +217,11 @@ async function runBatch(input: BatchWorkflowInput): Promise<string> {
     for (;;) {
       if (failure !== undefined) {
         // One chunk failed for good: stop the others (they record what they finished).
-        chunks.cancel();
-        await Promise.all(inFlight.values());
+        await stopChunks();
         return { kind: 'failed', message: messageOf(failure) };
       }
-      if (chunks.consideredCancelled) {
-        // Cancelled or expired: no more launches; the chunks acknowledge and record first.
-        await Promise.all(inFlight.values());
-        return { kind: 'done' };
-      }
+      // Cancelled or expired: launch nothing more (the caller stops what is in flight).
+      if (scope.consideredCancelled || progress.cancelRequested || msLeft() <= 0) return { kind: 'done' };
       if (workflowInfo().continueAsNewSuggested) return { kind: 'continue', inFlight: [...inFlight.keys()] };
       while (inFlight.size < window && progress.nextChunk < progress.chunkCount) launch(progress.nextChunk++);
       progress.chunksInFlight = inFlight.size;
@@ -216,7 +232,7 @@ async function runBatch(input: BatchWorkflowInput): Promise<string> {
 
   try {
     if (!carried) {
-      const validated = await untilStopped(() => bookkeeping.validateInput({ batchId }));
+      const validated = await untilStopped(() => validation.validateInput({ batchId }));
       if ('stopped' in validated) return await finalize(validated.stopped);
       const result = validated.done;
       if (!result.ok) {
@@ -243,9 +259,11 @@ async function runBatch(input: BatchWorkflowInput): Promise<string> {
       });
     }
     if (outcome.kind === 'continue') {
-      // A cancel being handled finishes first; one that arrived is carried, and checked now.
+      // A cancel being handled finishes first; one that arrived, or the window's end, is
+      // checked now: then this run finalizes (after its chunks in flight have stopped).
       await condition(allHandlersFinished);
       if (progress.cancelRequested) return await finalize('cancelled');
+      if (msLeft() <= 0) return await finalize('expired');
       return await continueAsNew<typeof batchWorkflow>({
         ...input,
         progress: undefined,
@@ -258,7 +276,7 @@ async function runBatch(input: BatchWorkflowInput): Promise<string> {
         },
       });
     }
-    return await finalize(progress.cancelRequested ? 'cancelled' : 'completed');
+    return await finalize(progress.cancelRequested ? 'cancelled' : msLeft() <= 0 ? 'expired' : 'completed');
   } catch (err) {
     if (!isCancellation(err)) throw err;
     // Temporal's own cancellation (Web UI, CLI): the same outcome as the API's cancel, once

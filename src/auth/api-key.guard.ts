@@ -1,17 +1,25 @@
 import { CanActivate, ExecutionContext, Injectable, Logger } from '@nestjs/common';
-import type { Request } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { unauthorized } from '../common/openai-error';
 import { bearerToken, isWellFormedApiKey, maskApiKey } from './api-key';
 import { ApiKeyStore } from './api-key-store';
-import { attachTenant } from './current-tenant.decorator';
+import { attachTenant, tenantOf } from './current-tenant.decorator';
 
 const NO_KEY =
   "You didn't provide an API key. You need to provide your API key in an Authorization header " +
   'using Bearer auth (i.e. Authorization: Bearer YOUR_KEY). Operators create keys with `barge keys create`.';
 
+/** Paths anyone may call: the health checks that load balancers and orchestrators poll. */
+const PUBLIC_PATHS = new Set(['/healthz', '/readyz']);
+
+const isPublic = (path: string) => PUBLIC_PATHS.has(path.toLowerCase().replace(/\/+$/, ''));
+
 /**
  * Admits requests carrying a live API key (`Authorization: Bearer sk-barge-...`) and records
- * their tenant for CurrentTenant(). Every /v1 controller uses it: @UseGuards(ApiKeyGuard).
+ * their tenant for CurrentTenant(). It runs twice over: as Express middleware ahead of every
+ * body parser (main.ts), so nothing of an unauthenticated request's body is read, and as the
+ * guard every /v1 controller declares (@UseGuards(ApiKeyGuard)), which then only confirms the
+ * tenant the middleware found (or authenticates itself where the middleware is not installed).
  */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
@@ -21,6 +29,19 @@ export class ApiKeyGuard implements CanActivate {
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<Request>();
+    if (!tenantOf(request)) await this.authenticate(request);
+    return true;
+  }
+
+  /** Express middleware: authenticates every request but the public health checks. */
+  middleware(): RequestHandler {
+    return (req: Request, _res: Response, next: NextFunction) => {
+      if (isPublic(req.path)) return next();
+      this.authenticate(req).then(() => next(), next);
+    };
+  }
+
+  private async authenticate(request: Request): Promise<void> {
     const secret = bearerToken(request.headers.authorization);
     if (!secret) throw unauthorized(NO_KEY);
     // Something that cannot be a key is refused without a database round trip.
@@ -32,6 +53,5 @@ export class ApiKeyGuard implements CanActivate {
     this.keys
       .touch(found.keyId)
       .catch((err: Error) => this.logger.warn(`could not record use of key ${found.keyId}: ${err.message}`));
-    return true;
   }
 }

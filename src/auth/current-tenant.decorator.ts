@@ -14,6 +14,11 @@ export function attachTenant(request: object, tenant: AuthenticatedTenant): void
   tenants.set(request, tenant);
 }
 
+/** The tenant `request` was authenticated as, if it was. */
+export function tenantOf(request: object): AuthenticatedTenant | undefined {
+  return tenants.get(request);
+}
+
 /** Injects the authenticated tenant into a handler of a controller guarded by ApiKeyGuard. */
 export const CurrentTenant = createParamDecorator(
   (_data: unknown, context: ExecutionContext): AuthenticatedTenant => {

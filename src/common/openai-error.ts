@@ -5,9 +5,14 @@ import {
   HttpException,
   HttpStatus,
   Logger,
+  Optional,
   PayloadTooLargeException,
 } from '@nestjs/common';
-import type { Response } from 'express';
+import { DiscoveryService, MetadataScanner } from '@nestjs/core';
+import type { Request, Response } from 'express';
+import { STATUS_CODES } from 'node:http';
+import { discoverRoutes, RouteTable } from './route-table';
+import { echo } from './text';
 
 /**
  * The one place that builds OpenAI's error envelope. Every non-2xx answer of the API goes
@@ -54,8 +59,37 @@ export const unauthorized = (message: string) =>
   new OpenAIError(401, message, 'authentication_error', null, 'invalid_api_key');
 
 /** A state conflict that retrying cannot fix: tell the SDKs not to retry it. */
-export const conflict = (message: string, code: string | null = null) =>
-  new OpenAIError(409, message, 'invalid_request_error', null, code, { 'x-should-retry': 'false' });
+export const conflict = (message: string, code: string | null = null, param: string | null = null) =>
+  new OpenAIError(409, message, 'invalid_request_error', param, code, { 'x-should-retry': 'false' });
+
+/** Over a rate or concurrency limit; the SDKs retry after `retryAfterSeconds`. */
+export const tooManyRequests = (message: string, code: string, retryAfterSeconds = 1) =>
+  new OpenAIError(429, message, 'rate_limit_error', null, code, { 'retry-after': String(retryAfterSeconds) });
+
+/** The client did not send its request (headers or body) in time. */
+export const requestTimeout = (message = 'The request was not received in time.') =>
+  new OpenAIError(408, message, 'invalid_request_error', null, 'request_timeout');
+
+/** A known path asked with a method it does not serve. */
+export const methodNotAllowed = (method: string, path: string, allowed: string[]) =>
+  new OpenAIError(
+    405,
+    `Method ${echo(method)} is not allowed on ${echo(path)}. Allowed: ${allowed.join(', ')}.`,
+    'invalid_request_error',
+    null,
+    'method_not_allowed',
+    { Allow: allowed.join(', ') },
+  );
+
+/** A path nothing serves. */
+export const unknownRoute = (method: string, path: string) =>
+  new OpenAIError(
+    404,
+    `Unknown route: ${echo(method)} ${echo(path)}`,
+    'invalid_request_error',
+    null,
+    'unknown_url',
+  );
 
 export const tooLarge = (message: string, param: string | null = null, code = 'file_too_large') =>
   new OpenAIError(413, message, 'invalid_request_error', param, code);
@@ -64,6 +98,10 @@ const bodyTooLarge = () => tooLarge('Request body is too large.', null, 'request
 
 export const serviceUnavailable = (message: string) =>
   new OpenAIError(503, message, 'server_error', null, 'service_unavailable');
+
+/** A path parameter that is not percent-encoded UTF-8 cannot be any object's id: 404, like an unknown one. */
+const undecodableId = () =>
+  notFound('No such object: the id in the URL is not valid percent-encoded UTF-8.', 'id');
 
 function fromHttpException(err: HttpException): OpenAIError {
   const status = err.getStatus();
@@ -74,15 +112,15 @@ function fromHttpException(err: HttpException): OpenAIError {
     message = Array.isArray(m) ? m.join('; ') : String(m);
   }
   if (status === HttpStatus.NOT_FOUND) {
-    return new OpenAIError(
-      404,
-      message.replace(/^Cannot (\w+) /, 'Unknown route: $1 '),
-      'invalid_request_error',
-      null,
-      'unknown_url',
-    );
+    const route = /^Cannot (\S+) (.*)$/s.exec(message);
+    return route
+      ? unknownRoute(route[1], route[2])
+      : new OpenAIError(404, echo(message), 'invalid_request_error', null, 'unknown_url');
   }
   if (err instanceof PayloadTooLargeException) return bodyTooLarge();
+  // Nest re-throws the router's URIError (a path parameter it cannot percent-decode) this way.
+  if (status === HttpStatus.BAD_REQUEST && message.startsWith('Failed to decode param'))
+    return undecodableId();
   const type: OpenAIErrorType =
     status === 401
       ? 'authentication_error'
@@ -91,10 +129,10 @@ function fromHttpException(err: HttpException): OpenAIError {
         : status >= 500
           ? 'server_error'
           : 'invalid_request_error';
-  return new OpenAIError(status, message, type);
+  return new OpenAIError(status, echo(message), type);
 }
 
-/** Errors thrown by Express middleware (body-parser) carry a status and a type. */
+/** Errors thrown by Express middleware (body-parser, the router) carry a status and a type. */
 function fromMiddlewareError(err: unknown): OpenAIError | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   const { status, type } = err as { status?: number; type?: string };
@@ -102,8 +140,9 @@ function fromMiddlewareError(err: unknown): OpenAIError | undefined {
     return invalidRequest('We could not parse the JSON body of your request.', null, 'invalid_json');
   }
   if (type === 'entity.too.large') return bodyTooLarge();
+  if (err instanceof URIError) return undecodableId();
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    return new OpenAIError(status, (err as Error).message, 'invalid_request_error');
+    return new OpenAIError(status, echo((err as Error).message), 'invalid_request_error');
   }
   return undefined;
 }
@@ -118,20 +157,65 @@ export function toOpenAIError(err: unknown): OpenAIError {
   );
 }
 
+/** Longest message an answer carries: a backstop, every echo of input is bounded already. */
+const MAX_MESSAGE_CHARS = 2_048;
+
+/** Writes `error` as the answer to `res`, or cuts the connection if an answer has begun. */
+export function sendError(res: Response, error: OpenAIError): void {
+  if (res.headersSent) {
+    // A streamed download failed midway: the status is gone, only cutting the stream tells the client.
+    res.destroy();
+    return;
+  }
+  const body = error.toBody();
+  if (body.error.message.length > MAX_MESSAGE_CHARS)
+    body.error.message = echo(body.error.message, MAX_MESSAGE_CHARS);
+  res.status(error.status).set(error.headers).json(body);
+}
+
+/**
+ * The whole answer for a request Node's HTTP parser refused (it never reached Express), as
+ * raw bytes for the socket: the envelope, and Connection: close, since the parser cannot go on.
+ */
+export function rawErrorResponse(error: OpenAIError): string {
+  const body = JSON.stringify(error.toBody());
+  const headers = Object.entries(error.headers).map(([name, value]) => `${name}: ${value}\r\n`);
+  return (
+    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}\r\n` +
+    'Content-Type: application/json; charset=utf-8\r\n' +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+    headers.join('') +
+    'Connection: close\r\n\r\n' +
+    body
+  );
+}
+
 @Catch()
 export class OpenAIErrorFilter implements ExceptionFilter {
   private readonly logger = new Logger('errors');
+  private routes?: RouteTable;
+
+  constructor(
+    @Optional() private readonly discovery?: DiscoveryService,
+    @Optional() private readonly scanner?: MetadataScanner,
+  ) {}
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const res = host.switchToHttp().getResponse<Response>();
-    const error = toOpenAIError(exception);
+    let error = toOpenAIError(exception);
+    if (error.code === 'unknown_url' && exception instanceof HttpException) {
+      error = this.wrongMethod(host.switchToHttp().getRequest<Request>()) ?? error;
+    }
     if (error.status >= 500)
       this.logger.error(exception instanceof Error ? exception.stack : String(exception));
-    if (res.headersSent) {
-      // A streamed download failed midway: the status is gone, only cutting the stream tells the client.
-      res.destroy();
-      return;
-    }
-    res.status(error.status).set(error.headers).json(error.toBody());
+    sendError(res, error);
+  }
+
+  /** 405 when the router found no route but the path is served with other methods. */
+  private wrongMethod(req: Request): OpenAIError | undefined {
+    if (!this.discovery || !this.scanner) return undefined;
+    this.routes ??= new RouteTable(discoverRoutes(this.discovery, this.scanner));
+    const allowed = this.routes.allowedMethods(req.path);
+    return allowed.length > 0 ? methodNotAllowed(req.method, req.path, allowed) : undefined;
   }
 }

@@ -1,5 +1,7 @@
 import type { ObjectLiteral, SelectQueryBuilder } from 'typeorm';
 import { invalidRequest } from './openai-error';
+import { isIdShaped, requireStorable } from './tenant-input';
+import { echo } from './text';
 
 /**
  * Keyset pagination for OpenAI-style lists (files, batches). Rows are ordered by
@@ -49,17 +51,21 @@ export function parsePageQuery(query: Record<string, unknown>, options: PageOpti
   };
 }
 
-/** A single-valued query parameter; a repeated one (`?limit=1&limit=2`) is refused. */
+/**
+ * A single-valued query parameter. A repeated one (`?limit=1&limit=2`) or a structured one
+ * (`?after[x]=1`) is refused, and so is text Postgres cannot store (the boundary rule).
+ */
 export function single(query: Record<string, unknown>, name: string): string | undefined {
   const value = query[name];
-  if (value === undefined || typeof value === 'string') return value;
+  if (value === undefined) return undefined;
+  if (typeof value === 'string') return requireStorable(value, name);
   throw invalidRequest(`Invalid '${name}': expected a single value.`, name, 'invalid_value');
 }
 
 function parseLimit(raw: string, max: number): number {
   if (!/^-?\d+$/.test(raw.trim())) {
     throw invalidRequest(
-      `Invalid 'limit': expected an integer, but got '${raw}' instead.`,
+      `Invalid 'limit': expected an integer, but got '${echo(raw)}' instead.`,
       'limit',
       'invalid_type',
     );
@@ -85,7 +91,7 @@ function parseLimit(raw: string, max: number): number {
 function parseOrder(raw: string): SortOrder {
   if (raw === 'asc' || raw === 'desc') return raw;
   throw invalidRequest(
-    `Invalid 'order': expected one of 'asc' or 'desc', but got '${raw}' instead.`,
+    `Invalid 'order': expected one of 'asc' or 'desc', but got '${echo(raw)}' instead.`,
     'order',
     'invalid_value',
   );
@@ -106,13 +112,15 @@ export async function fetchPage<E extends ObjectLiteral & { id: string }>(
   const direction = page.order === 'asc' ? 'ASC' : 'DESC';
   const paged = query.clone();
   if (page.after !== undefined) {
-    const [cursor] = await query.connection.query(`SELECT 1 FROM ${table} WHERE id = $1 AND tenant_id = $2`, [
-      page.after,
-      tenantId,
-    ]);
+    const [cursor] = isIdShaped(page.after)
+      ? await query.connection.query(`SELECT 1 FROM ${table} WHERE id = $1 AND tenant_id = $2`, [
+          page.after,
+          tenantId,
+        ])
+      : [];
     if (!cursor) {
       throw invalidRequest(
-        `Invalid 'after': no object with id '${page.after}' in this list.`,
+        `Invalid 'after': no object with id '${echo(page.after)}' in this list.`,
         'after',
         'invalid_value',
       );

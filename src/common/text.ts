@@ -32,24 +32,33 @@ export const MAX_ECHO_CHARS = 256;
 /**
  * A tenant's value as it may appear in an error message: at most MAX_ECHO_CHARS characters
  * (whole code points) with an ellipsis when cut, and with characters that cannot be stored or
- * would break a log line shown as escapes. Every echo of input in an error goes through this,
- * so an error message is bounded whatever the input.
+ * would break a log line shown as escapes (which count towards the limit). Every echo of input
+ * in an error goes through this, so an error message is bounded whatever the input; it reads
+ * no more of the value than it shows.
  */
 export function echo(value: unknown, max = MAX_ECHO_CHARS): string {
   const text = typeof value === 'string' ? value : safeStringify(value);
-  const chars = Array.from(text);
-  const cut = chars.length > max ? chars.slice(0, max).join('') + '…' : text;
-  return cut.replace(
+  let out = '';
+  let shown = 0;
+  for (const char of text) {
     // eslint-disable-next-line no-control-regex
-    /[\u0000-\u001f\u007f\ud800-\udfff]/gu,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
+    const escaped = /^[\u0000-\u001f\u007f\ud800-\udfff]$/u.test(char);
+    const piece = escaped ? `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}` : char;
+    // Code points shown: an escape counts as the six characters it is.
+    const width = escaped ? piece.length : 1;
+    if (shown + width > max) return `${out}…`;
+    out += piece;
+    shown += width;
+  }
+  return out;
 }
 
+/** Never throws: a value too deep for JSON.stringify (or String, for arrays) is named by its kind. */
 function safeStringify(value: unknown): string {
   try {
     return JSON.stringify(value) ?? String(value);
   } catch {
-    return String(value);
+    if (Array.isArray(value)) return '[array]';
+    return typeof value === 'object' && value !== null ? '[object]' : typeof value;
   }
 }

@@ -55,6 +55,14 @@ const configSchema = z.object({
     .object({
       host: nonEmpty.default('127.0.0.1'),
       port: port.default(8000),
+      /** A client must send its request headers within this (408 otherwise). */
+      headersTimeoutMs: positiveInt.default(30_000),
+      /** ...and a request body within this, on every route but streamed uploads (408 otherwise). */
+      bodyTimeoutMs: positiveInt.default(60_000),
+      /** Streamed uploads and downloads are cut after this long without a byte moving. */
+      streamIdleTimeoutMs: positiveInt.default(300_000),
+      /** File uploads one tenant may have in flight at once, per API process (429 beyond). */
+      maxConcurrentUploadsPerTenant: positiveInt.default(8),
       /** When set, GET /metrics wants `Authorization: Bearer <this>`; unset, it is open. */
       metricsToken: z.string().min(16, 'at least 16 characters').optional(),
     })
@@ -163,6 +171,10 @@ export type BargeConfig = z.infer<typeof configSchema>;
 export const ENV_VARS: Record<string, string> = {
   BARGE_API_HOST: 'api.host',
   BARGE_API_PORT: 'api.port',
+  BARGE_API_HEADERS_TIMEOUT_MS: 'api.headersTimeoutMs',
+  BARGE_API_BODY_TIMEOUT_MS: 'api.bodyTimeoutMs',
+  BARGE_API_STREAM_IDLE_TIMEOUT_MS: 'api.streamIdleTimeoutMs',
+  BARGE_MAX_CONCURRENT_UPLOADS_PER_TENANT: 'api.maxConcurrentUploadsPerTenant',
   BARGE_METRICS_TOKEN: 'api.metricsToken',
   BARGE_POSTGRES_URL: 'postgres.url',
   BARGE_POSTGRES_POOL_SIZE: 'postgres.poolSize',

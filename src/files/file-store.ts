@@ -3,6 +3,7 @@ import { DataSource, EntityManager, SelectQueryBuilder } from 'typeorm';
 import type { BargeConfig } from '../config/config';
 import { newId } from '../common/ids';
 import { notFound } from '../common/openai-error';
+import { echo } from '../common/text';
 import { fetchPage, Page, PageQuery } from '../common/pagination';
 import { BATCH_STATUSES, TERMINAL_STATUSES } from '../database/entities/batch.entity';
 import { FilePurpose, FileRecord } from '../database/entities/file.entity';
@@ -67,7 +68,7 @@ const objectKey = (tenantId: string, fileId: string, attempt?: string) =>
   attempt === undefined
     ? `${FILES_PREFIX}${tenantId}/${fileId}`
     : `${FILES_PREFIX}${tenantId}/attempts/${attempt}/${fileId}`;
-const fileNotFound = (id: string) => notFound(`No such File object: ${id}`, 'id');
+export const fileNotFound = (id: string) => notFound(`No such File object: ${echo(id)}`, 'id');
 
 /**
  * Files: rows in Postgres, bytes in object storage. A plain class (no Nest) so the API and

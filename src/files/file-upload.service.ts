@@ -1,14 +1,16 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { BargeConfig } from '../config/config';
-import { invalidRequest } from '../common/openai-error';
+import { liftBodyDeadline } from '../common/http-server';
+import { invalidRequest, OpenAIError, serviceUnavailable, tooManyRequests } from '../common/openai-error';
+import { echo } from '../common/text';
 import { CONFIG } from '../core.module';
 import type { FileRecord } from '../database/entities/file.entity';
 import { ObjectTooLargeError } from '../storage/object-storage';
 import { contentTypeOf, FileStore, StoredObject } from './file-store';
 import { FirstLineCheck, JsonlVerdict } from './jsonl-check';
-import { readMultipartForm } from './multipart-form';
+import { discardBody, readMultipartForm } from './multipart-form';
 import { fileTooLarge, sanitizeFilename, UploadDetails, UploadForm } from './upload-form';
 
 interface ReceivedFile {
@@ -16,6 +18,13 @@ interface ReceivedFile {
   filename: string;
   verdict: JsonlVerdict;
 }
+
+/** Room for the form around the file (boundaries, part headers, up to 16 short fields). */
+const FORM_OVERHEAD_BYTES = 1024 * 1024;
+
+/** Object storage failed under an upload: the client can retry once it is back. */
+const storageDown = () =>
+  serviceUnavailable('File storage is unavailable right now; please retry the upload later.');
 
 /**
  * `POST /v1/files`: streams the multipart body's file part straight into object storage
@@ -25,40 +34,90 @@ interface ReceivedFile {
  * apply while streaming and a bad file is refused at its first line. After (openai-node's
  * order): the file streams under the general cap (limits.maxFileBytes), and once the form is
  * complete the purpose's own rules apply; a file that breaks them is removed and refused.
+ *
+ * Whatever refuses an upload (a form rule, the size cap, the client leaving, storage failing),
+ * nothing is left behind: no object, no unfinished multipart upload, no row.
  */
 @Injectable()
 export class FileUploadService {
+  private readonly logger = new Logger('uploads');
+  /** Uploads in flight in this process, per tenant. */
+  private readonly inFlight = new Map<string, number>();
+
   constructor(
     private readonly store: FileStore,
     @Inject(CONFIG) private readonly config: BargeConfig,
   ) {}
 
   async upload(tenantId: string, req: IncomingMessage): Promise<FileRecord> {
-    const form = new UploadForm(this.config.limits);
-    const received = await this.receiveForm(tenantId, req, form);
-    let details: UploadDetails;
+    this.refuseEarly(req);
+    const release = this.takeSlot(tenantId, req);
+    // From here the body streams under the idle timeout, however long the whole upload takes.
+    liftBodyDeadline(req);
     try {
-      details = form.complete({ ...received, bytes: received.stored.bytes });
-    } catch (err) {
-      await this.store.discard(received.stored);
-      throw err;
+      const form = new UploadForm(this.config.limits);
+      const received = await this.receiveForm(tenantId, req, form);
+      let details: UploadDetails;
+      try {
+        details = form.complete({ ...received, bytes: received.stored.bytes });
+      } catch (err) {
+        await this.store.discard(received.stored);
+        throw err;
+      }
+      return await this.store.commit(received.stored, details);
+    } finally {
+      release();
     }
-    return this.store.commit(received.stored, details);
+  }
+
+  /** What the headers alone show: a body that is not a form, or is larger than any file may be. */
+  private refuseEarly(req: IncomingMessage): void {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > this.config.limits.maxFileBytes + FORM_OVERHEAD_BYTES) {
+      discardBody(req);
+      throw fileTooLarge(this.config.limits.maxFileBytes, undefined);
+    }
+  }
+
+  /** A slot among the tenant's concurrent uploads, or a 429 when they are all taken. */
+  private takeSlot(tenantId: string, req: IncomingMessage): () => void {
+    const max = this.config.api.maxConcurrentUploadsPerTenant;
+    const current = this.inFlight.get(tenantId) ?? 0;
+    if (current >= max) {
+      discardBody(req);
+      throw tooManyRequests(
+        `Too many concurrent uploads: at most ${max} per tenant may be in progress at once.`,
+        'too_many_concurrent_uploads',
+      );
+    }
+    this.inFlight.set(tenantId, current + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.inFlight.get(tenantId) ?? 1) - 1;
+      if (left > 0) this.inFlight.set(tenantId, left);
+      else this.inFlight.delete(tenantId);
+    };
   }
 
   /** Reads the whole form; the file is stored, or nothing is when anything fails. */
   private async receiveForm(tenantId: string, req: IncomingMessage, form: UploadForm): Promise<ReceivedFile> {
     let received: ReceivedFile | undefined;
     try {
-      await readMultipartForm(req, {
-        onField: (name, value) => form.setField(name, value),
-        onFile: async (name, stream, filename) => {
-          if (name !== 'file') {
-            throw invalidRequest(`Unexpected file part '${name}': send the file as 'file'.`, name);
-          }
-          received = await this.receiveFile(tenantId, stream, sanitizeFilename(filename), form);
+      await readMultipartForm(
+        req,
+        {
+          onField: (name, value) => form.setField(name, value),
+          onFile: async (name, stream, filename) => {
+            if (name !== 'file') {
+              throw invalidRequest(`Unexpected file part '${echo(name)}': send the file as 'file'.`, name);
+            }
+            received = await this.receiveFile(tenantId, stream, sanitizeFilename(filename), form);
+          },
         },
-      });
+        { idleTimeoutMs: this.config.api.streamIdleTimeoutMs },
+      );
     } catch (err) {
       // E.g. a bad field after the file part, or the client leaving before the form's end.
       if (received) await this.store.discard(received.stored);
@@ -76,12 +135,18 @@ export class FileUploadService {
   ): Promise<ReceivedFile> {
     form.checkFilename(filename);
     const firstLine = new FirstLineCheck();
+    let sourceError: unknown;
     // Throwing here ends the source, which aborts the storage upload.
     async function* inspected(): AsyncIterable<Buffer> {
-      for await (const chunk of stream as AsyncIterable<Buffer>) {
-        firstLine.observe(chunk);
-        form.checkFirstLine(firstLine.verdict);
-        yield chunk;
+      try {
+        for await (const chunk of stream as AsyncIterable<Buffer>) {
+          firstLine.observe(chunk);
+          form.checkFirstLine(firstLine.verdict);
+          yield chunk;
+        }
+      } catch (err) {
+        sourceError = err;
+        throw err;
       }
     }
     try {
@@ -92,7 +157,10 @@ export class FileUploadService {
       return { stored, filename, verdict: firstLine.finish() };
     } catch (err) {
       if (err instanceof ObjectTooLargeError) throw fileTooLarge(err.maxBytes, form.knownPurpose);
-      throw err;
+      // The form's own failures (a refusal, the client leaving) pass through as they are.
+      if (err === sourceError || err instanceof OpenAIError) throw err;
+      this.logger.warn(`upload to storage failed: ${(err as Error).message}`);
+      throw storageDown();
     }
   }
 }

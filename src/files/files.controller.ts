@@ -3,14 +3,20 @@ import type { Request, Response } from 'express';
 import { pipeline } from 'node:stream/promises';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { AuthenticatedTenant, CurrentTenant } from '../auth/current-tenant.decorator';
+import { OpenAIError, serviceUnavailable } from '../common/openai-error';
 import { ListObject, parsePageQuery, single, toListObject } from '../common/pagination';
+import { PathIdPipe } from '../common/tenant-input';
+import type { FileRecord } from '../database/entities/file.entity';
 import { parseRange, rangeNotSatisfiable } from './byte-range';
-import { contentTypeOf, FileStore } from './file-store';
+import { contentTypeOf, FileStore, fileNotFound } from './file-store';
 import { FileUploadService } from './file-upload.service';
 import { DeletedFileObject, FileObject, toDeletedFileObject, toFileObject } from './file.presenter';
 
 /** OpenAI allows up to 10,000 files per page and returns that many by default. */
 const PAGE = { defaultLimit: 10_000, maxLimit: 10_000 };
+
+/** A path file id: one that cannot exist answers like an unknown one. */
+const FileId = new PathIdPipe(fileNotFound);
 
 @Controller('v1/files')
 @UseGuards(ApiKeyGuard)
@@ -36,14 +42,17 @@ export class FilesController {
   }
 
   @Get(':id')
-  async retrieve(@CurrentTenant() tenant: AuthenticatedTenant, @Param('id') id: string): Promise<FileObject> {
+  async retrieve(
+    @CurrentTenant() tenant: AuthenticatedTenant,
+    @Param('id', FileId) id: string,
+  ): Promise<FileObject> {
     return toFileObject(await this.files.get(tenant.id, id));
   }
 
   @Delete(':id')
   async remove(
     @CurrentTenant() tenant: AuthenticatedTenant,
-    @Param('id') id: string,
+    @Param('id', FileId) id: string,
   ): Promise<DeletedFileObject> {
     await this.files.delete(tenant.id, id);
     return toDeletedFileObject(id);
@@ -56,7 +65,7 @@ export class FilesController {
   @Get(':id/content')
   async content(
     @CurrentTenant() tenant: AuthenticatedTenant,
-    @Param('id') id: string,
+    @Param('id', FileId) id: string,
     @Req() req: Request,
     @Res() res: Response,
   ): Promise<void> {
@@ -70,7 +79,7 @@ export class FilesController {
     const range = wanted?.kind === 'partial' ? wanted.range : undefined;
 
     // HEAD (download managers probing size and range support) needs no bytes from storage.
-    const body = req.method === 'HEAD' ? undefined : await this.files.open(file, range);
+    const body = req.method === 'HEAD' ? undefined : await this.openContent(file, range);
     res.status(range ? 206 : 200);
     res.attachment(file.filename);
     res.set({
@@ -85,11 +94,25 @@ export class FilesController {
       return;
     }
     try {
+      // pipeline handles both sides' errors; an idle client is cut by the server's socket timeout.
       await pipeline(body, res);
     } catch (err) {
       // The client hung up mid-download: nothing to answer, nothing to log.
       if ((err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') return;
       throw err;
+    }
+  }
+
+  /** The stored bytes; storage being unreachable is a 503 the client may retry. */
+  private async openContent(file: FileRecord, range?: { start: number; end: number }) {
+    try {
+      return await this.files.open(file, range);
+    } catch (err) {
+      if (err instanceof OpenAIError) throw err;
+      const code = (err as { code?: string }).code;
+      // The object went between the row lookup and now (a purge racing this download).
+      if (code === 'NoSuchKey' || code === 'NotFound') throw fileNotFound(file.id);
+      throw serviceUnavailable('File storage is unavailable right now; please retry the download later.');
     }
   }
 }

@@ -1,6 +1,4 @@
-import { Inject, Module, OnApplicationBootstrap } from '@nestjs/common';
-import { HttpAdapterHost } from '@nestjs/core';
-import type { Server } from 'node:http';
+import { Module } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { AuthModule } from '../auth/auth.module';
 import type { BargeConfig } from '../config/config';
@@ -26,14 +24,4 @@ import { FilesController } from './files.controller';
   ],
   exports: [FileStore],
 })
-export class FilesModule implements OnApplicationBootstrap {
-  constructor(@Inject(HttpAdapterHost) private readonly http: HttpAdapterHost) {}
-
-  onApplicationBootstrap(): void {
-    // Node ends any request still receiving after 5 minutes (server.requestTimeout); a 512 MB
-    // upload over a slow link needs longer. Stalled uploads are cut by the multipart reader's
-    // idle timeout instead, and headersTimeout still guards against slow headers.
-    const server = this.http.httpAdapter?.getHttpServer() as Server | undefined;
-    if (server) server.requestTimeout = 0;
-  }
-}
+export class FilesModule {}

@@ -1,5 +1,7 @@
 import type { BargeConfig } from '../config/config';
 import { invalidRequest, tooLarge } from '../common/openai-error';
+import { requireStorable } from '../common/tenant-input';
+import { echo } from '../common/text';
 import { UPLOADABLE_PURPOSES, UploadablePurpose } from '../database/entities/file.entity';
 import type { JsonlVerdict } from './jsonl-check';
 
@@ -35,11 +37,12 @@ export class UploadForm {
 
   /** Takes one text field; unknown fields are ignored, as more lenient clients expect. */
   setField(name: string, value: string): void {
-    if (this.seen.has(name)) throw invalidRequest(`Duplicate parameter: '${name}'.`, name, 'invalid_value');
+    if (this.seen.has(name))
+      throw invalidRequest(`Duplicate parameter: '${echo(name)}'.`, name, 'invalid_value');
     this.seen.add(name);
-    if (name === 'purpose') this.purpose = parsePurpose(value);
-    else if (name === 'expires_after[anchor]') this.anchor = parseAnchor(value);
-    else if (name === 'expires_after[seconds]') this.seconds = parseSeconds(value);
+    if (name === 'purpose') this.purpose = parsePurpose(requireStorable(value, name));
+    else if (name === 'expires_after[anchor]') this.anchor = parseAnchor(requireStorable(value, name));
+    else if (name === 'expires_after[seconds]') this.seconds = parseSeconds(requireStorable(value, name));
   }
 
   /** The purpose, when the form has named it before the file part. */
@@ -108,7 +111,7 @@ function parsePurpose(value: string): UploadablePurpose {
   if ((UPLOADABLE_PURPOSES as readonly string[]).includes(value)) return value as UploadablePurpose;
   const supported = UPLOADABLE_PURPOSES.map((p) => `'${p}'`).join(', ');
   throw invalidRequest(
-    `Invalid value for 'purpose': '${value}'. Supported values are: ${supported}.`,
+    `Invalid value for 'purpose': '${echo(value)}'. Supported values are: ${supported}.`,
     'purpose',
     'invalid_value',
   );
@@ -117,7 +120,7 @@ function parsePurpose(value: string): UploadablePurpose {
 function parseAnchor(value: string): string {
   if (value === 'created_at') return value;
   throw invalidRequest(
-    `Invalid value for 'expires_after[anchor]': '${value}'. Supported values are: 'created_at'.`,
+    `Invalid value for 'expires_after[anchor]': '${echo(value)}'. Supported values are: 'created_at'.`,
     'expires_after[anchor]',
     'invalid_value',
   );
@@ -127,7 +130,7 @@ function parseSeconds(value: string): number {
   const seconds = /^\d+$/.test(value.trim()) ? Number(value) : NaN;
   if (!(seconds >= MIN_EXPIRES_AFTER && seconds <= MAX_EXPIRES_AFTER)) {
     throw invalidRequest(
-      `Invalid value for 'expires_after[seconds]': '${value}'. Expected an integer between ${MIN_EXPIRES_AFTER} and ${MAX_EXPIRES_AFTER}.`,
+      `Invalid value for 'expires_after[seconds]': '${echo(value)}'. Expected an integer between ${MIN_EXPIRES_AFTER} and ${MAX_EXPIRES_AFTER}.`,
       'expires_after[seconds]',
       'invalid_value',
     );
@@ -138,7 +141,7 @@ function parseSeconds(value: string): number {
 function requireJsonlName(filename: string): void {
   if (!filename.toLowerCase().endsWith('.jsonl')) {
     throw invalidRequest(
-      `Invalid file name '${filename}': files with purpose 'batch' must be JSONL files ending in '.jsonl'.`,
+      `Invalid file name '${echo(filename)}': files with purpose 'batch' must be JSONL files ending in '.jsonl'.`,
       'file',
       'invalid_file_format',
     );
@@ -164,13 +167,16 @@ function requireJsonl(verdict: JsonlVerdict): void {
 
 /**
  * A name that is safe to store and to echo in headers: no directories (`../x`, `C:\x`), no
- * control or bidirectional-override characters, at most 255 characters with the extension
- * kept (so `.jsonl` survives truncation).
+ * control or bidirectional-override characters, no unpaired surrogates (Postgres cannot store
+ * them), at most 255 characters with the extension kept (so `.jsonl` survives truncation).
  */
 export function sanitizeFilename(raw: string): string {
   const base = raw.split(/[/\\]/).pop() ?? '';
-  // eslint-disable-next-line no-control-regex
-  let name = base.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '').trim();
+  let name = base
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '')
+    .replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '')
+    .trim();
   name = name.replace(/^\.+$/, '');
   if (name === '') return 'upload';
   const chars = Array.from(name);

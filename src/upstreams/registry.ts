@@ -6,10 +6,39 @@ import { Secret } from './secret';
 /** Extra headers whose values are credentials too (Azure's `api-key`, custom auth schemes). */
 const SECRET_HEADER = /auth|key|token|secret|passw/i;
 
-/** Matches `gpt-4o*`-style patterns: `*` is any run of characters, everything else is literal. */
-function patternToRegExp(pattern: string): RegExp {
-  const literal = pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'));
-  return new RegExp(`^${literal.join('.*')}$`);
+/**
+ * A `gpt-4o*`-style model pattern: `*` is any run of characters, everything else is literal.
+ * Matched without regular expressions (a pattern with several `*` compiled to one can
+ * backtrack for ages on a crafted name): the literal pieces between the stars are found left
+ * to right, each at its first place after the previous one, which is correct for `*`-only
+ * globs and costs one string search per piece, no backtracking.
+ */
+export class ModelPattern {
+  private readonly pieces: string[];
+
+  constructor(readonly pattern: string) {
+    this.pieces = pattern.split('*');
+  }
+
+  matches(name: string): boolean {
+    const { pieces } = this;
+    const first = pieces[0];
+    if (pieces.length === 1) return name === first;
+    const last = pieces[pieces.length - 1];
+    if (name.length < first.length + last.length) return false;
+    if (!name.startsWith(first) || !name.endsWith(last)) return false;
+    // The middle pieces must fit, in order, between the prefix and the suffix.
+    let at = first.length;
+    const end = name.length - last.length;
+    for (let i = 1; i < pieces.length - 1; i++) {
+      const piece = pieces[i];
+      if (piece === '') continue;
+      const found = name.indexOf(piece, at);
+      if (found === -1 || found + piece.length > end) return false;
+      at = found + piece.length;
+    }
+    return true;
+  }
 }
 
 /** One configured upstream provider, with its credentials loaded. */
@@ -21,7 +50,7 @@ export class Upstream {
   readonly timeoutMs: number;
   readonly limits: UpstreamConfig['limits'];
   readonly baseUrl: URL;
-  private readonly patterns: RegExp[];
+  private readonly patterns: ModelPattern[];
   private readonly aliases: ReadonlyMap<string, string>;
   // Private fields, so a log line or JSON dump of an Upstream cannot carry a credential.
   readonly #headers: Readonly<Record<string, string>>;
@@ -34,7 +63,7 @@ export class Upstream {
     this.timeoutMs = config.timeoutMs;
     this.limits = config.limits;
     this.baseUrl = new URL(config.baseUrl);
-    this.patterns = config.models.map(patternToRegExp);
+    this.patterns = config.models.map((pattern) => new ModelPattern(pattern));
     this.aliases = new Map(Object.entries(config.aliases));
     this.#secrets = Object.entries(config.headers)
       .filter(([name, value]) => SECRET_HEADER.test(name) && value.length > 0)
@@ -55,7 +84,7 @@ export class Upstream {
 
   /** Whether this upstream serves the public model name `model` (directly or through an alias). */
   serves(model: string): boolean {
-    return this.aliases.has(model) || this.patterns.some((p) => p.test(model));
+    return this.aliases.has(model) || this.patterns.some((p) => p.matches(model));
   }
 
   /** The upstream's own name for a public model name. */

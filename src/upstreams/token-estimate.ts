@@ -11,17 +11,23 @@ const INPUT_FIELDS = ['messages', 'prompt', 'input', 'instructions'];
 /** The output budget a request grants itself, first match wins. */
 const OUTPUT_FIELDS = ['max_completion_tokens', 'max_tokens', 'max_output_tokens'];
 
-/** About chars/4 of the input text (token-id arrays count one each) plus the output budget. */
+/**
+ * About chars/4 of the input text (token-id arrays count one each) plus the output budget.
+ * The walk keeps its own stack instead of recursing, so no body, however deeply nested, can
+ * overflow the call stack here.
+ */
 export function estimateTokens(body: Record<string, unknown>): number {
   let chars = 0;
   let tokens = 0;
-  const walk = (value: unknown): void => {
+  const pending: unknown[] = INPUT_FIELDS.map((field) => body[field]);
+  while (pending.length > 0) {
+    const value = pending.pop();
     if (typeof value === 'string') chars += value.length;
     else if (typeof value === 'number') tokens += 1;
-    else if (Array.isArray(value)) value.forEach(walk);
-    else if (typeof value === 'object' && value !== null) Object.values(value).forEach(walk);
-  };
-  for (const field of INPUT_FIELDS) walk(body[field]);
+    else if (Array.isArray(value)) for (const item of value) pending.push(item);
+    else if (typeof value === 'object' && value !== null)
+      for (const item of Object.values(value)) pending.push(item);
+  }
 
   let output = 0;
   for (const field of OUTPUT_FIELDS) {

@@ -201,9 +201,14 @@ describe('Files API', () => {
     };
     expect(await answers(mine.id)).toBe(await answers(missing));
 
+    const bobsOwn = await bobClient.files.create({
+      file: await toFile(Buffer.from(jsonl(1)), 'bobs.jsonl'),
+      purpose: 'batch',
+    });
     const bobs: string[] = [];
     for await (const f of bobClient.files.list()) bobs.push(f.id);
-    expect(bobs).not.toContain(mine.id);
+    // Bob's list works and has his file, and only his.
+    expect(bobs).toEqual([bobsOwn.id]);
     // Nor can bob use alice's id as a cursor.
     await expect(bobClient.files.list({ after: mine.id })).rejects.toBeInstanceOf(OpenAI.BadRequestError);
     // And alice still has it.

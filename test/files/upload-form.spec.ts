@@ -32,6 +32,8 @@ describe('sanitizeFilename', () => {
     ['dir/', 'upload'],
     ['', 'upload'],
     ['données-été.jsonl', 'données-été.jsonl'],
+    ['lone\ud800 surrogate\udfff.jsonl', 'lone surrogate.jsonl'],
+    ['paired 😀.jsonl', 'paired 😀.jsonl'],
   ])('%p -> %p', (raw, clean) => {
     expect(sanitizeFilename(raw)).toBe(clean);
   });
@@ -118,5 +120,26 @@ describe('UploadForm', () => {
       status: 400,
       param: 'purpose',
     });
+  });
+
+  it('refuses text Postgres cannot store in the fields it reads, naming the field', () => {
+    for (const [name, value] of [
+      ['purpose', 'batch\u0000'],
+      ['expires_after[anchor]', 'created_at\ud800'],
+      ['expires_after[seconds]', '3600\u0000'],
+    ]) {
+      expect(errorOf(() => new UploadForm(limits).setField(name, value))).toMatchObject({
+        status: 400,
+        param: name,
+        code: 'invalid_text',
+      });
+    }
+    // Fields it does not read are ignored, whatever they hold.
+    expect(() => new UploadForm(limits).setField('note', '\u0000')).not.toThrow();
+  });
+
+  it('bounds what it echoes', () => {
+    const err = errorOf(() => new UploadForm(limits).setField('purpose', 'p'.repeat(4000)));
+    expect(err.message.length).toBeLessThan(500);
   });
 });

@@ -20,7 +20,14 @@ function yamlFile(text: string): string {
 describe('buildConfig', () => {
   it('applies defaults for everything optional', () => {
     const config = buildConfig(required);
-    expect(config.api).toEqual({ host: '127.0.0.1', port: 8000 });
+    expect(config.api).toEqual({
+      host: '127.0.0.1',
+      port: 8000,
+      headersTimeoutMs: 30_000,
+      bodyTimeoutMs: 60_000,
+      streamIdleTimeoutMs: 300_000,
+      maxConcurrentUploadsPerTenant: 8,
+    });
     expect(config.temporal.taskQueue).toBe('barge-batches');
     expect(config.limits.maxFileBytes).toBe(512 * 1024 * 1024);
     expect(config.limits.maxBatchFileBytes).toBe(200 * 1024 * 1024);

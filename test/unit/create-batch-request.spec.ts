@@ -45,4 +45,47 @@ describe('parseCreateBatch', () => {
     expect(err.status).toBe(400);
     expect(err.param).toBe(param);
   });
+
+  // Text Postgres cannot store, in every field that is stored: 400 invalid_text naming it.
+  it.each([
+    ['input_file_id with a NUL', { ...valid, input_file_id: 'file-\u0000' }, 'input_file_id'],
+    ['input_file_id with a lone surrogate', { ...valid, input_file_id: '\ud800' }, 'input_file_id'],
+    ['endpoint with a NUL', { ...valid, endpoint: '/v1/chat/completions\u0000' }, 'endpoint'],
+    [
+      'completion_window with a lone surrogate',
+      { ...valid, completion_window: '24h\udc00' },
+      'completion_window',
+    ],
+    ['a metadata key with a NUL', { ...valid, metadata: { 'k\u0000': 'v' } }, 'metadata'],
+    ['a metadata value with a NUL', { ...valid, metadata: { k: 'v\u0000' } }, 'metadata.k'],
+    ['a metadata value with a lone surrogate', { ...valid, metadata: { k: 'v\ud800' } }, 'metadata.k'],
+  ])('refuses %s', (_name, body, param) => {
+    expect(errorOf(body)).toMatchObject({ status: 400, param, code: 'invalid_text' });
+  });
+
+  it('answers an input_file_id no file can have like an unknown file', () => {
+    for (const id of ['f'.repeat(200), 'file-\nx', 'file-é']) {
+      expect(errorOf({ ...valid, input_file_id: id })).toMatchObject({ status: 404, param: 'input_file_id' });
+    }
+  });
+
+  it('bounds its echoes, also of values too deep to print', () => {
+    let deep: unknown = [];
+    for (let i = 0; i < 200_000; i++) deep = [deep];
+    for (const body of [
+      { ...valid, endpoint: '/v1/'.repeat(10_000) },
+      { ...valid, endpoint: deep },
+      { ...valid, completion_window: deep },
+    ]) {
+      const err = errorOf(body);
+      expect(err.status).toBe(400);
+      expect(err.message.length).toBeLessThan(500);
+    }
+  });
+
+  it('accepts metadata with paired surrogates (emoji)', () => {
+    expect(parseCreateBatch({ ...valid, metadata: { mood: '😀' } }, windows).metadata).toEqual({
+      mood: '😀',
+    });
+  });
 });

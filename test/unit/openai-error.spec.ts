@@ -1,5 +1,13 @@
 import { BadRequestException, NotFoundException } from '@nestjs/common';
-import { conflict, OpenAIError, toOpenAIError } from '../../src/common/openai-error';
+import { clientErrorAnswer } from '../../src/common/http-server';
+import {
+  conflict,
+  methodNotAllowed,
+  OpenAIError,
+  rawErrorResponse,
+  tooManyRequests,
+  toOpenAIError,
+} from '../../src/common/openai-error';
 
 describe('toOpenAIError', () => {
   it('keeps OpenAI errors, with their headers', () => {
@@ -48,5 +56,64 @@ describe('toOpenAIError', () => {
     expect(internal).toBeInstanceOf(OpenAIError);
     expect(internal.status).toBe(500);
     expect(internal.message).not.toContain('hunter2');
+  });
+});
+
+describe('answers of the HTTP layer', () => {
+  it.each([
+    ['HPE_HEADER_OVERFLOW', 431, 'request_header_fields_too_large'],
+    ['ERR_HTTP_REQUEST_TIMEOUT', 408, 'request_timeout'],
+    ['HPE_INVALID_HEADER_TOKEN', 400, 'invalid_http_request'],
+    ['HPE_UNEXPECTED_CONTENT_LENGTH', 400, 'invalid_http_request'],
+    [undefined, 400, 'invalid_http_request'],
+  ])('a parser error %s is a %d %s', (code, status, errorCode) => {
+    const err = Object.assign(new Error('parse error'), { code, reason: 'Invalid header value char' });
+    expect(clientErrorAnswer(err)).toMatchObject({ status, code: errorCode });
+  });
+
+  it('names only the parser’s own short reasons', () => {
+    const odd = Object.assign(new Error('x'), { code: 'HPE_X', reason: 'a\nb'.repeat(100) });
+    expect(clientErrorAnswer(odd).message).toBe('The request is not valid HTTP.');
+  });
+
+  it('writes a complete raw response with the envelope, and closes', () => {
+    const raw = rawErrorResponse(
+      clientErrorAnswer(Object.assign(new Error(), { code: 'HPE_HEADER_OVERFLOW' })),
+    );
+    const [head, body] = raw.split('\r\n\r\n');
+    expect(head.split('\r\n')).toEqual([
+      'HTTP/1.1 431 Request Header Fields Too Large',
+      'Content-Type: application/json; charset=utf-8',
+      `Content-Length: ${Buffer.byteLength(body)}`,
+      'Connection: close',
+    ]);
+    expect(Object.keys(JSON.parse(body).error).sort()).toEqual(['code', 'message', 'param', 'type']);
+  });
+
+  it('answers a path parameter the router cannot decode like an unknown id', () => {
+    const routerError = new BadRequestException("Failed to decode param '%ED%A0%80'");
+    expect(toOpenAIError(routerError)).toMatchObject({ status: 404, param: 'id' });
+    expect(toOpenAIError(Object.assign(new URIError('URI malformed'), { status: 400 }))).toMatchObject({
+      status: 404,
+    });
+  });
+
+  it('bounds what it echoes: unknown routes, wrong methods, middleware messages', () => {
+    const path = `/v1/${'x'.repeat(10_000)}`;
+    expect(toOpenAIError(new NotFoundException(`Cannot GET ${path}`)).message.length).toBeLessThan(300);
+    const wrong = methodNotAllowed('PUT', path, ['GET', 'HEAD']);
+    expect(wrong).toMatchObject({ status: 405, code: 'method_not_allowed', headers: { Allow: 'GET, HEAD' } });
+    expect(wrong.message.length).toBeLessThan(400);
+    const charset = Object.assign(new Error(`unsupported charset "${'X'.repeat(5000)}"`), { status: 415 });
+    expect(toOpenAIError(charset)).toMatchObject({ status: 415 });
+    expect(toOpenAIError(charset).message.length).toBeLessThan(300);
+  });
+
+  it('says 429 with Retry-After for rate limits', () => {
+    expect(tooManyRequests('slow down', 'too_many_concurrent_uploads')).toMatchObject({
+      status: 429,
+      type: 'rate_limit_error',
+      headers: { 'retry-after': '1' },
+    });
   });
 });

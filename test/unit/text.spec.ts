@@ -40,4 +40,17 @@ describe('echo', () => {
     expect(echo({ a: 1 })).toBe('{"a":1}');
     expect(echo(new Array(1000).fill(1)).length).toBeLessThanOrEqual(MAX_ECHO_CHARS + 1);
   });
+
+  it('counts escapes towards the limit, so a message stays short whatever the characters', () => {
+    const shown = echo('\n'.repeat(10_000));
+    expect(shown.length).toBeLessThanOrEqual(MAX_ECHO_CHARS + 1);
+    expect(shown.endsWith('…')).toBe(true);
+  });
+
+  it('never throws, not even for a value too deep to stringify', () => {
+    let deep: unknown[] = [];
+    for (let i = 0; i < 200_000; i++) deep = [deep];
+    expect(echo(deep)).toBe('[array]');
+    expect(echo({ a: deep })).toBe('[object]');
+  });
 });

@@ -352,11 +352,9 @@ describe('batch workflow on the time-skipping test server', () => {
       expect(only(s.calls('finalizeBatch')).runId).toBe(runs[1].runId);
     });
 
-    // KNOWN BUG (workflows/batch.workflow.ts, dispatchAll and untilStopped): when the workflow task
-    // that brings the continue-as-new suggestion also brings a cancel, dispatchAll returns
-    // 'continue' first and untilStopped then finalizes without waiting for the chunks it cancels.
-    // `.failing` keeps the test running; remove it with the fix.
-    it.failing.each<Exclude<CancelKind, 'temporal'>>(['signal', 'update'])(
+    // Found by this test: dispatchAll returned 'continue' and the stop path finalized without
+    // waiting for the chunks it cancelled. Now every finalize first stops and awaits them.
+    it.each<Exclude<CancelKind, 'temporal'>>(['signal', 'update'])(
       'a cancel (%s) in the workflow task where continue-as-new is suggested: cancelled, chunks acknowledge before finalize',
       async (kind) => {
         const fourth = new Gate();
@@ -371,7 +369,7 @@ describe('batch workflow on the time-skipping test server', () => {
               return run.untilCancelled({ acknowledgeAfterMs: 1_000 });
             },
           },
-          { window: 4, notAFixture: true },
+          { window: 4 },
         );
         await waitFor(
           'chunks 0-2 done, 3-6 running',

@@ -1,8 +1,31 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, UseGuards } from '@nestjs/common';
 import { ApiKeyGuard } from '../../auth/api-key.guard';
 import { CurrentTenant } from '../../auth/current-tenant.decorator';
+import { invalidRequest, notFound } from '../../common/openai-error';
 import { parsePageQuery } from '../../common/pagination';
+import { PathIdPipe, requireStorable } from '../../common/tenant-input';
+import { echo } from '../../common/text';
 import { BatchesService } from './batches.service';
+
+/** A path batch id: one that cannot exist answers like an unknown one (as BatchesService does). */
+const BatchId = new PathIdPipe((id) => notFound(`No such Batch object: ${echo(id)}`, 'batch_id'));
+
+/** Provider names are short identifiers (config: letters, digits, "_", "." and "-"). */
+const MAX_PROVIDER_LENGTH = 256;
+
+/** The x-barge-provider header, checked like any stored text and bounded before it is echoed. */
+function providerHeader(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  requireStorable(value, 'x-barge-provider');
+  if (value.length > MAX_PROVIDER_LENGTH) {
+    throw invalidRequest(
+      `The x-barge-provider header may be at most ${MAX_PROVIDER_LENGTH} characters.`,
+      'x-barge-provider',
+      'invalid_value',
+    );
+  }
+  return value;
+}
 
 @Controller('v1/batches')
 @UseGuards(ApiKeyGuard)
@@ -17,7 +40,7 @@ export class BatchesController {
     @Headers('x-barge-provider') provider?: string,
     @Headers('idempotency-key') idempotencyKey?: string,
   ) {
-    return this.batches.create(tenant.id, body, { provider, idempotencyKey });
+    return this.batches.create(tenant.id, body, { provider: providerHeader(provider), idempotencyKey });
   }
 
   /** Newest first, as OpenAI lists batches. */
@@ -28,13 +51,13 @@ export class BatchesController {
   }
 
   @Get(':id')
-  get(@CurrentTenant() tenant: { id: string }, @Param('id') id: string) {
+  get(@CurrentTenant() tenant: { id: string }, @Param('id', BatchId) id: string) {
     return this.batches.get(tenant.id, id);
   }
 
   @Post(':id/cancel')
   @HttpCode(200)
-  cancel(@CurrentTenant() tenant: { id: string }, @Param('id') id: string) {
+  cancel(@CurrentTenant() tenant: { id: string }, @Param('id', BatchId) id: string) {
     return this.batches.cancel(tenant.id, id);
   }
 }

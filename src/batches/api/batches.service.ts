@@ -21,6 +21,7 @@ import { presentBatch } from './batch.presenter';
 import { batchWorkflowStatus, startBatchWorkflow } from '../start-batch-workflow';
 import { BatchRepository } from '../store/batch.repository';
 import { parseCreateBatch } from './create-batch.request';
+import { idempotencyOf, replay } from './idempotency';
 
 export const PROVIDER_METADATA_KEY = 'barge_provider';
 
@@ -42,10 +43,10 @@ export class BatchesService {
    */
   async create(tenantId: string, body: unknown, headers: { provider?: string; idempotencyKey?: string }) {
     const request = parseCreateBatch(body, this.config.batches.completionWindows);
-    const idempotencyKey = headers.idempotencyKey?.slice(0, 255) || null;
-    if (idempotencyKey) {
-      const existing = await this.batches.findByIdempotencyKey(tenantId, idempotencyKey);
-      if (existing) return presentBatch(existing);
+    const idempotency = idempotencyOf(headers.idempotencyKey, request, headers.provider);
+    if (idempotency) {
+      const existing = await this.batches.findByIdempotencyKey(tenantId, idempotency.key);
+      if (existing) return presentBatch(replay(existing, idempotency));
     }
     const file = await this.files.get(tenantId, request.inputFileId).catch((err) => {
       // Same answer as the Files API, but naming this request's parameter.
@@ -81,7 +82,8 @@ export class BatchesService {
       completionWindow: request.completionWindow,
       status: 'validating',
       provider,
-      idempotencyKey,
+      idempotencyKey: idempotency?.key ?? null,
+      idempotencyFingerprint: idempotency?.fingerprint ?? null,
       outputFileId: null,
       errorFileId: null,
       errors: null,
@@ -99,9 +101,9 @@ export class BatchesService {
       if (!inserted) throw notFound(`No such File object: ${request.inputFileId}`, 'input_file_id'); // deleted meanwhile
     } catch (err) {
       // Two creates raced with the same Idempotency-Key: the first one wins.
-      if (idempotencyKey && err instanceof QueryFailedError) {
-        const existing = await this.batches.findByIdempotencyKey(tenantId, idempotencyKey);
-        if (existing) return presentBatch(existing);
+      if (idempotency && err instanceof QueryFailedError) {
+        const existing = await this.batches.findByIdempotencyKey(tenantId, idempotency.key);
+        if (existing) return presentBatch(replay(existing, idempotency));
       }
       throw err;
     }

@@ -1,5 +1,7 @@
-import { invalidRequest } from '../../common/openai-error';
+import { invalidRequest, notFound } from '../../common/openai-error';
 import { BATCH_ENDPOINTS, BatchEndpoint, isBatchEndpoint } from '../../common/endpoints';
+import { isIdShaped, requireStorable } from '../../common/tenant-input';
+import { echo } from '../../common/text';
 
 export interface CreateBatchRequest {
   inputFileId: string;
@@ -17,24 +19,41 @@ const OUTPUT_EXPIRY_SECONDS = { min: 3_600, max: 2_592_000 };
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Checks a POST /v1/batches body; throws OpenAI-style 400s naming the parameter. */
+/**
+ * Checks a POST /v1/batches body; throws OpenAI-style 400s naming the parameter. Every string
+ * that gets stored (the ids, endpoint, window, metadata keys and values) passes the boundary
+ * rule for text Postgres cannot store, and every echo of input is bounded.
+ */
 export function parseCreateBatch(body: unknown, completionWindows: string[]): CreateBatchRequest {
-  if (!isObject(body)) throw invalidRequest('The request body must be a JSON object.');
+  if (!isObject(body)) {
+    throw invalidRequest('The request body must be a JSON object (Content-Type: application/json).');
+  }
   const { input_file_id: inputFileId, endpoint, completion_window: window, metadata } = body;
 
-  if (typeof inputFileId !== 'string' || inputFileId.length === 0) {
+  if (inputFileId === undefined || inputFileId === null || inputFileId === '') {
     throw invalidRequest(
       "Missing required parameter: 'input_file_id'.",
       'input_file_id',
       'missing_required_parameter',
     );
   }
+  if (typeof inputFileId !== 'string') {
+    throw invalidRequest(
+      "Invalid type for 'input_file_id': expected a string.",
+      'input_file_id',
+      'invalid_type',
+    );
+  }
+  requireStorable(inputFileId, 'input_file_id');
+  // No file has such an id: the same 404 as for an unknown one, without asking the database.
+  if (!isIdShaped(inputFileId)) throw notFound(`No such File object: ${echo(inputFileId)}`, 'input_file_id');
   if (endpoint === undefined) {
     throw invalidRequest("Missing required parameter: 'endpoint'.", 'endpoint', 'missing_required_parameter');
   }
+  if (typeof endpoint === 'string') requireStorable(endpoint, 'endpoint');
   if (!isBatchEndpoint(endpoint)) {
     throw invalidRequest(
-      `Invalid value for 'endpoint': ${JSON.stringify(endpoint)}. Supported: ${Object.keys(BATCH_ENDPOINTS).join(', ')}.`,
+      `Invalid value for 'endpoint': ${echo(endpoint)}. Supported: ${Object.keys(BATCH_ENDPOINTS).join(', ')}.`,
       'endpoint',
       'invalid_value',
     );
@@ -46,9 +65,10 @@ export function parseCreateBatch(body: unknown, completionWindows: string[]): Cr
       'missing_required_parameter',
     );
   }
+  if (typeof window === 'string') requireStorable(window, 'completion_window');
   if (typeof window !== 'string' || !completionWindows.includes(window)) {
     throw invalidRequest(
-      `Invalid value for 'completion_window': ${JSON.stringify(window)}. Supported: ${completionWindows.join(', ')}.`,
+      `Invalid value for 'completion_window': ${echo(window)}. Supported: ${completionWindows.join(', ')}.`,
       'completion_window',
       'invalid_value',
     );
@@ -75,6 +95,7 @@ function parseMetadata(metadata: unknown): Record<string, string> | null {
     );
   }
   for (const [key, value] of entries) {
+    requireStorable(key, 'metadata');
     if (key.length > MAX_METADATA_KEY) {
       throw invalidRequest(
         `Metadata keys may be at most ${MAX_METADATA_KEY} characters.`,
@@ -85,6 +106,7 @@ function parseMetadata(metadata: unknown): Record<string, string> | null {
     if (typeof value !== 'string') {
       throw invalidRequest('Metadata values must be strings.', `metadata.${key}`, 'invalid_type');
     }
+    requireStorable(value, `metadata.${key}`);
     if (value.length > MAX_METADATA_VALUE) {
       throw invalidRequest(
         `Metadata values may be at most ${MAX_METADATA_VALUE} characters.`,

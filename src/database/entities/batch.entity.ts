@@ -54,6 +54,10 @@ export class BatchRecord {
   @Column('text', { name: 'idempotency_key', nullable: true })
   idempotencyKey!: string | null;
 
+  /** sha256 of the create request the key was first used with (src/batches/api/idempotency.ts). */
+  @Column('text', { name: 'idempotency_fingerprint', nullable: true })
+  idempotencyFingerprint!: string | null;
+
   @Column('text', { name: 'output_file_id', nullable: true })
   outputFileId!: string | null;
 

@@ -1,6 +1,7 @@
 import { InitialSchema1763700000000 } from './1763700000000-initial-schema';
 import { FilesPurgedAt1763750000000 } from './1763750000000-files-purged-at';
 import { UpstreamLimits1763800000000 } from './1763800000000-upstream-limits';
+import { BatchIdempotencyFingerprint1764100000000 } from './1764100000000-batch-idempotency-fingerprint';
 import { BatchWorkFencing1764200000000 } from './1764200000000-batch-work-fencing';
 
 /** Every migration, oldest first. Add new ones at the end; never edit one that has shipped. */
@@ -8,5 +9,6 @@ export const MIGRATIONS = [
   InitialSchema1763700000000,
   FilesPurgedAt1763750000000,
   UpstreamLimits1763800000000,
+  BatchIdempotencyFingerprint1764100000000,
   BatchWorkFencing1764200000000,
 ];
