@@ -35,3 +35,25 @@ export function routeOf(req: Request): string {
   const path = (req.route as { path?: unknown } | undefined)?.path;
   return typeof path === 'string' ? `${req.baseUrl}${path}` : 'unmatched';
 }
+
+/** The route that streams a file's bytes (src/files/files.controller.ts). */
+const CONTENT_ROUTE = '/v1/files/:id/content';
+
+/**
+ * File bytes sent: a download's Content-Length, counted once its answer has been sent in
+ * full (a client that hangs up mid-download is not counted). Uploads are counted where they
+ * are stored (FileUploadService), as the stored size.
+ */
+export function fileBytes(metrics: Metrics) {
+  const downloaded = metrics.fileBytes.labels('downloaded');
+  return (req: Request, res: Response, next: NextFunction): void => {
+    if (req.method === 'GET') {
+      res.once('finish', () => {
+        if ((res.statusCode !== 200 && res.statusCode !== 206) || routeOf(req) !== CONTENT_ROUTE) return;
+        const bytes = Number(res.getHeader('content-length'));
+        if (Number.isFinite(bytes) && bytes > 0) downloaded.inc(bytes);
+      });
+    }
+    next();
+  };
+}

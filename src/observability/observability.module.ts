@@ -1,7 +1,7 @@
 import { Global, Module } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
 import { DataSource } from 'typeorm';
-import { tenantIdOf } from '../auth/current-tenant.decorator';
+import { tenantOf } from '../auth/current-tenant.decorator';
 import type { BargeConfig } from '../config/config';
 import { CONFIG } from '../core.module';
 import { apiLoggerParams } from './api-logging';
@@ -20,7 +20,7 @@ import { MetricsController } from './metrics.controller';
   imports: [
     LoggerModule.forRootAsync({
       inject: [CONFIG],
-      useFactory: (config: BargeConfig) => apiLoggerParams(config, tenantIdOf),
+      useFactory: (config: BargeConfig) => apiLoggerParams(config, (req) => tenantOf(req)?.id ?? null),
     }),
   ],
   controllers: [MetricsController],

@@ -4,13 +4,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type OpenAI from 'openai';
+import { connect } from 'node:net';
+import OpenAI from 'openai';
 import type { Batch } from 'openai/resources/batches';
 import { startSimulator, type SimulatorHandle } from '../../src/simulator/server';
 import { createTenant, openaiFor } from '../support/api';
-import { chatLine, results, submitBatch, waitForStatus, type InputLine } from '../support/batches';
+import { chatLine, results, uploadJsonl, waitForStatus, type InputLine } from '../support/batches';
 import { declaredFamilies, parseExposition, total, type Sample } from '../support/prometheus';
-import { freePort, ROOT, startApi, startProcess, stopProcess, waitFor } from '../support/stack';
+import { freePort, ROOT, startProcess, stopProcess, waitFor } from '../support/stack';
 
 /**
  * Metrics and logs of a real batch with injected faults, read from the outside: an API and a
@@ -82,6 +83,12 @@ describe('observability of a batch with injected faults', () => {
   let during: { worker: Sample[]; status: string };
   let after: Sample[];
   let afterText: string;
+  let apiUrl: string;
+  let inputBytes: number;
+  let createRequestId: string;
+  let echoedRequestId: string;
+  const bogusKey = `sk-barge-${randomBytes(24).toString('hex')}`;
+  const CLIENT_ID = 'client-42_retry:1/a=b+c.d';
 
   beforeAll(async () => {
     sim = await startSimulator({ port: 0 });
@@ -109,14 +116,23 @@ describe('observability of a batch with injected faults', () => {
     workerMetrics = `http://127.0.0.1:${metricsPort}/metrics`;
     worker = startProcess('src/worker.js', env);
     workerLogs = capture(worker);
-    const started = await startApi(env, '/readyz');
-    api = started.api;
+    const apiPort = await freePort();
+    api = startProcess('src/main.js', { ...env, BARGE_API_PORT: String(apiPort) });
     apiLogs = capture(api);
+    apiUrl = `http://127.0.0.1:${apiPort}`;
+    await waitFor('the api', async () => (await fetch(`${apiUrl}/readyz`)).ok);
     tenant = await createTenant(`obs-${Date.now().toString(36)}`);
-    client = openaiFor(tenant.key, { baseUrl: started.url });
+    client = openaiFor(tenant.key, { baseUrl: apiUrl });
     await waitFor('the worker metrics port', async () => (await fetch(workerMetrics)).ok);
 
-    const created = await submitBatch(client, inputLines());
+    const file = await uploadJsonl(client, inputLines());
+    inputBytes = file.bytes;
+    const created = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+    });
+    createRequestId = created._request_id!;
     // During: every request but the slow ones is recorded, the slow ones are in flight.
     const partial = await waitFor(
       'all but the slow requests recorded',
@@ -143,6 +159,115 @@ describe('observability of a batch with injected faults', () => {
     const { output, errors } = await results(client, batch);
     expect(output).toHaveLength(COMPLETED);
     expect(errors).toHaveLength(FAILED);
+  });
+
+  it('counts API requests by route pattern, file bytes, the batch it created and batches by status', async () => {
+    const s = parseExposition(await (await fetch(`${apiUrl}/metrics`)).text());
+    const requests = (labels: Record<string, string>) =>
+      total(s, 'barge_http_request_duration_seconds_count', labels);
+    expect(requests({ method: 'POST', route: '/v1/batches', status: '200' })).toBe(1);
+    expect(requests({ method: 'POST', route: '/v1/files', status: '200' })).toBe(1);
+    expect(requests({ method: 'GET', route: '/v1/batches/:id', status: '200' })).toBeGreaterThan(1);
+    expect(requests({ method: 'GET', route: '/v1/files/:id/content', status: '200' })).toBe(2);
+    // Patterns, never ids.
+    const routes = [
+      ...new Set(
+        s.filter((x) => x.name === 'barge_http_request_duration_seconds_count').map((x) => x.labels.route),
+      ),
+    ];
+    expect(routes.length).toBeGreaterThan(3);
+    expect(routes.filter((r) => /batch_[A-Za-z0-9]{8}|file-[A-Za-z0-9]{8}/.test(r))).toEqual([]);
+
+    const [outputFile, errorFile] = await Promise.all([
+      client.files.retrieve(batch.output_file_id!),
+      client.files.retrieve(batch.error_file_id!),
+    ]);
+    expect(total(s, 'barge_file_bytes_total', { direction: 'uploaded' })).toBe(inputBytes);
+    expect(total(s, 'barge_file_bytes_total', { direction: 'downloaded' })).toBe(
+      outputFile.bytes + errorFile.bytes,
+    );
+    expect(total(s, 'barge_batch_transitions_total', { status: 'validating' })).toBe(1);
+    // The shared database holds other tests' batches too: at least this one.
+    expect(total(s, 'barge_batches', { status: 'completed' })).toBeGreaterThanOrEqual(1);
+    expect(
+      s
+        .filter((x) => x.name === 'barge_batches')
+        .map((x) => x.labels.status)
+        .sort(),
+    ).toEqual([
+      'cancelled',
+      'cancelling',
+      'completed',
+      'expired',
+      'failed',
+      'finalizing',
+      'in_progress',
+      'validating',
+    ]);
+    expect(s.filter((x) => x.name === 'barge_batch_longest_without_progress_seconds')).toHaveLength(1);
+    const own = s.filter((x) => x.name.startsWith('barge_'));
+    expect(own.filter((x) => x.labels.process !== 'api')).toEqual([]);
+  });
+
+  it('gives every answer a request id the official SDK sees, errors included, and echoes a safe client id', async () => {
+    const REQUEST_ID = /^req_[0-9a-f]{32}$/;
+    expect(createRequestId).toMatch(REQUEST_ID);
+    const missing = await client.batches.retrieve('batch_doesnotexist00000000').catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(OpenAI.APIError);
+    expect((missing as InstanceType<typeof OpenAI.APIError>).status).toBe(404);
+    expect((missing as InstanceType<typeof OpenAI.APIError>).requestID).toMatch(REQUEST_ID);
+    const stranger = openaiFor(bogusKey, { baseUrl: apiUrl, maxRetries: 0 });
+    const refused = await stranger.batches.list().catch((e: unknown) => e);
+    expect((refused as InstanceType<typeof OpenAI.APIError>).status).toBe(401);
+    expect((refused as InstanceType<typeof OpenAI.APIError>).requestID).toMatch(REQUEST_ID);
+
+    const auth = { authorization: `Bearer ${tenant.key}` };
+    const echoed = await fetch(`${apiUrl}/v1/batches`, {
+      headers: { ...auth, 'x-client-request-id': CLIENT_ID },
+    });
+    expect(echoed.status).toBe(200);
+    expect(echoed.headers.get('x-client-request-id')).toBe(CLIENT_ID);
+    echoedRequestId = echoed.headers.get('x-request-id')!;
+    expect(echoedRequestId).toMatch(REQUEST_ID);
+    for (const unsafe of ['has space', 'quote"d', 'semi;colon<>', 'a'.repeat(513)]) {
+      const res = await fetch(`${apiUrl}/v1/batches`, {
+        headers: { ...auth, 'x-client-request-id': unsafe },
+      });
+      expect({ unsafe, echoed: res.headers.get('x-client-request-id') }).toEqual({ unsafe, echoed: null });
+      expect(res.headers.get('x-request-id')).toMatch(REQUEST_ID);
+    }
+    // A request Node's parser refuses, answered before any middleware: an id all the same.
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(new URL(apiUrl).port), '127.0.0.1', () =>
+        socket.write('GET /v1/batches HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n'),
+      );
+      let answer = '';
+      socket.on('data', (d) => (answer += d));
+      socket.on('end', () => resolve(answer));
+      socket.on('error', reject);
+    });
+    expect(raw).toMatch(/^HTTP\/1\.1 400/);
+    expect(raw).toMatch(/\r\nx-request-id: req_[0-9a-f]{32}\r\n/i);
+  });
+
+  it("logs one JSON line per API request, with its request id, the client's id and the tenant", () => {
+    const lines = parseLines(apiLogs.stdout());
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.find((l) => l.request_id === createRequestId)).toMatchObject({
+      tenant_id: tenant.tenantId,
+      req: { method: 'POST', url: '/v1/batches' },
+      res: { status_code: 200 },
+    });
+    expect(lines.find((l) => l.request_id === echoedRequestId)).toMatchObject({
+      client_request_id: CLIENT_ID,
+      tenant_id: tenant.tenantId,
+      res: { status_code: 200 },
+    });
+    // Every line about a request carries its id; none carries a header.
+    const aboutRequests = lines.filter((l) => l.req !== undefined);
+    expect(aboutRequests.length).toBeGreaterThan(5);
+    expect(aboutRequests.filter((l) => typeof l.request_id !== 'string')).toEqual([]);
+    expect(aboutRequests.filter((l) => JSON.stringify(l.req).includes('headers'))).toEqual([]);
   });
 
   it('counts requests by outcome exactly as the batch counts them, while it runs and after', () => {
@@ -242,6 +367,8 @@ describe('observability of a batch with injected faults', () => {
   });
 
   it('never logs the upstream key, the tenant key or the storage secret', () => {
+    // A refused key too (the request-id test sent it).
+    expect(echoedRequestId).toBeDefined();
     const everything = [
       workerLogs.stdout().join('\n'),
       workerLogs.stderr(),
@@ -249,7 +376,7 @@ describe('observability of a batch with injected faults', () => {
       apiLogs.stderr(),
     ].join('\n');
     expect(everything.length).toBeGreaterThan(0);
-    for (const secret of [upstreamKey, tenant.key, process.env.BARGE_STORAGE_SECRET_KEY!]) {
+    for (const secret of [upstreamKey, tenant.key, bogusKey, process.env.BARGE_STORAGE_SECRET_KEY!]) {
       expect(secret.length).toBeGreaterThan(5);
       expect(everything).not.toContain(secret);
     }
@@ -266,7 +393,10 @@ describe('observability of a batch with injected faults', () => {
       JSON.stringify({
         global: { scrape_interval: '1s', evaluation_interval: '1s' },
         rule_files: [join(ROOT, 'deploy/prometheus/alerts.yml')],
-        scrape_configs: [{ job_name: 'barge-worker', static_configs: [{ targets: [target] }] }],
+        scrape_configs: [
+          { job_name: 'barge-worker', static_configs: [{ targets: [target] }] },
+          { job_name: 'barge-api', static_configs: [{ targets: [new URL(apiUrl).host] }] },
+        ],
       }),
     );
     const prometheus = spawn(
@@ -295,6 +425,13 @@ describe('observability of a batch with injected faults', () => {
         throw new Error(`${error.message}\n${log.slice(-2000)}`);
       });
       expect(Number(value)).toBe(COMPLETED);
+      const created = await waitFor('the API series in Prometheus', async () => {
+        const q = `sum(barge_batch_transitions_total{job="barge-api",status="validating"})`;
+        const res = await fetch(`${base}/api/v1/query?query=${encodeURIComponent(q)}`);
+        const body = (await res.json()) as { data?: { result?: { value: [number, string] }[] } };
+        return body.data?.result?.[0]?.value[1];
+      });
+      expect(Number(created)).toBe(1);
       const rules = (await (await fetch(`${base}/api/v1/rules`)).json()) as {
         data: { groups: { name: string; rules: { name: string; health: string }[] }[] };
       };
@@ -324,5 +461,36 @@ describe('observability of a batch with injected faults', () => {
     const base = (name: string) => name.replace(/_(bucket|sum|count)$/, '');
     const missing = [...used].filter((name) => !families.has(name) && !families.has(base(name)));
     expect(missing).toEqual([]);
+  });
+});
+
+describe('the API metrics token', () => {
+  const token = `metrics-${randomBytes(16).toString('hex')}`;
+  let api: ChildProcess;
+  let url: string;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    api = startProcess('src/main.js', { BARGE_API_PORT: String(port), BARGE_METRICS_TOKEN: token });
+    url = `http://127.0.0.1:${port}`;
+    await waitFor('the api', async () => (await fetch(`${url}/healthz`)).ok);
+  });
+
+  afterAll(async () => {
+    if (api) await stopProcess(api);
+  });
+
+  it('when set, is the only thing that opens GET /metrics (a tenant key does not)', async () => {
+    const tenantKey = (await createTenant(`obs-token-${Date.now().toString(36)}`)).key;
+    const denied = await fetch(`${url}/metrics`);
+    expect(denied.status).toBe(401);
+    expect(((await denied.json()) as { error: { type: string } }).error.type).toBe('authentication_error');
+    expect(denied.headers.get('x-request-id')).toMatch(/^req_/);
+    expect(
+      (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${tenantKey}` } })).status,
+    ).toBe(401);
+    const allowed = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+    expect(allowed.status).toBe(200);
+    expect(parseExposition(await allowed.text()).some((s) => s.name === 'barge_batches')).toBe(true);
   });
 });
