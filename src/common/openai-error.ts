@@ -148,14 +148,52 @@ function fromMiddlewareError(err: unknown): OpenAIError | undefined {
   return undefined;
 }
 
+/** Network-level error codes: the dependency could not be reached or dropped the connection. */
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+]);
+
+/**
+ * Whether `err` says a dependency (Postgres, Temporal) is down rather than that Barge is
+ * wrong: a connection refused or dropped, Postgres shutting down or refusing connections
+ * (SQLSTATE classes 08 and 57P, 53300), a pool that could not connect in time, Temporal
+ * answering UNAVAILABLE or DEADLINE_EXCEEDED. Those answer 503 with Retry-After, which the
+ * SDKs retry, instead of a 500.
+ */
+export function isDependencyDown(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if (typeof code === 'string' && (UNREACHABLE.has(code) || /^(08|57P0)/.test(code) || code === '53300'))
+      return true;
+    // gRPC status codes (Temporal): 14 UNAVAILABLE, 4 DEADLINE_EXCEEDED.
+    if (typeof code === 'number' && (code === 14 || code === 4) && e instanceof Error) return true;
+    if (
+      typeof message === 'string' &&
+      /Connection terminated|timeout exceeded when trying to connect|Connection refused/i.test(message)
+    )
+      return true;
+    e = (e as { driverError?: unknown; cause?: unknown }).driverError ?? (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 export function toOpenAIError(err: unknown): OpenAIError {
   if (err instanceof OpenAIError) return err;
   // Nest wraps body-parser failures in a BadRequestException; the original says what it was.
   if (err instanceof HttpException) return fromMiddlewareError(err.cause) ?? fromHttpException(err);
-  return (
-    fromMiddlewareError(err) ??
-    new OpenAIError(500, 'The server had an error while processing your request.', 'server_error')
-  );
+  const middleware = fromMiddlewareError(err);
+  if (middleware) return middleware;
+  if (isDependencyDown(err)) {
+    const down = serviceUnavailable('A service Barge depends on is unavailable right now; please retry.');
+    return new OpenAIError(down.status, down.message, down.type, null, down.code, { 'retry-after': '2' });
+  }
+  return new OpenAIError(500, 'The server had an error while processing your request.', 'server_error');
 }
 
 /** Longest message an answer carries: a backstop, every echo of input is bounded already. */

@@ -117,3 +117,37 @@ describe('answers of the HTTP layer', () => {
     });
   });
 });
+
+describe('a dependency that is down', () => {
+  it.each([
+    [
+      'a refused connection',
+      Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
+    ],
+    [
+      'Postgres shutting down',
+      Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }),
+    ],
+    ['a pool that cannot connect', new Error('timeout exceeded when trying to connect')],
+    [
+      'a dropped connection inside a query error',
+      Object.assign(new Error('query failed'), {
+        driverError: new Error('Connection terminated unexpectedly'),
+      }),
+    ],
+    [
+      'Temporal unavailable',
+      Object.assign(new Error('14 UNAVAILABLE: No connection established'), { code: 14 }),
+    ],
+  ])('answers 503 with Retry-After for %s', (_name, err) => {
+    const answer = toOpenAIError(err);
+    expect(answer.status).toBe(503);
+    expect(answer.headers['retry-after']).toBe('2');
+    expect(answer.toBody().error).toMatchObject({ type: 'server_error', code: 'service_unavailable' });
+  });
+
+  it('keeps a plain bug a 500', () => {
+    expect(toOpenAIError(new TypeError('x is undefined')).status).toBe(500);
+    expect(toOpenAIError(Object.assign(new Error('duplicate key'), { code: '23505' })).status).toBe(500);
+  });
+});

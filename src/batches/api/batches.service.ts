@@ -4,6 +4,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { DataSource, QueryFailedError } from 'typeorm';
 import { cancelUpdate, NOT_CANCELLABLE } from '../../../workflows/batch.definitions';
 import { newId } from '../../common/ids';
+import { echo } from '../../common/text';
 import { PageQuery, toListObject } from '../../common/pagination';
 import {
   conflict,
@@ -68,7 +69,7 @@ export class BatchesService {
     const known = providerNames(this.config);
     if (provider && !known.includes(provider)) {
       throw invalidRequest(
-        `Unknown provider '${provider}'. Configured: ${known.join(', ') || 'none'}.`,
+        `Unknown provider '${echo(provider)}'. Configured: ${known.join(', ') || 'none'}.`,
         headers.provider ? 'x-barge-provider' : `metadata.${PROVIDER_METADATA_KEY}`,
         'invalid_value',
       );
@@ -176,7 +177,7 @@ export class BatchesService {
 
   private async find(tenantId: string, id: string): Promise<BatchRecord> {
     const batch = await this.batches.findForTenant(tenantId, id);
-    if (!batch) throw notFound(`No such Batch object: ${id}`, 'batch_id');
+    if (!batch) throw notFound(`No such Batch object: ${echo(id)}`, 'batch_id');
     return batch;
   }
 }
