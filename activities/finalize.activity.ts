@@ -3,10 +3,17 @@ import type { FinalizeRequest } from '../src/batches/finalize/finalizer';
 import type { ActivityDeps } from './deps';
 import { asActivity } from './failure';
 
-export function createFinalizeActivities({ finalizer }: ActivityDeps) {
+export function createFinalizeActivities({ finalizer, logger }: ActivityDeps) {
   return {
     /** Ends the batch with its output and error files (Finalizer: fenced, atomic, once). */
     finalizeBatch: (request: FinalizeRequest): Promise<{ status: string }> =>
-      asActivity(() => finalizer.finalize(request, () => Context.current().heartbeat())),
+      asActivity(async () => {
+        const result = await finalizer.finalize(request, () => Context.current().heartbeat());
+        logger.info(
+          { batch_id: request.batchId, reason: request.reason, status: result.status },
+          `batch ${result.status}`,
+        );
+        return result;
+      }),
   };
 }

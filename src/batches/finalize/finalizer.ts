@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { BatchErrorItem, BatchRecord } from '../../database/entities/batch.entity';
+import type { Metrics } from '../../observability/metrics';
 import type { ChunkContents } from '../dispatch/chunk-reader';
 import { isTerminal, type EndStatus } from '../store/batch.repository';
 import type { ChunkRange, RecordedLine, RequestOutcome } from '../store/work.repository';
@@ -64,7 +65,8 @@ export interface FencedSession {
 export interface FinalizeStore {
   /** The batch (BatchNotFound when it does not exist). */
   batch(batchId: string): Promise<BatchRecord>;
-  markFinalizing(batchId: string): Promise<void>;
+  /** in_progress -> finalizing; false when the batch was not in_progress. */
+  markFinalizing(batchId: string): Promise<boolean>;
   chunks(batchId: string): Promise<ChunkRange[]>;
   answeredLines(batchId: string, from: number, to: number): Promise<Set<number>>;
   countOutcomes(batchId: string): Promise<{ ok: number; failed: number }>;
@@ -88,6 +90,8 @@ export interface FinalizeDeps {
   /** Removes a staged object that will not be committed (best effort: the sweep gets the rest). */
   discard(file: StagedFile): Promise<void>;
   now(): Date;
+  /** Finalize durations, transitions and the requests it answers; none made without it. */
+  metrics?: Metrics;
 }
 
 const END_OF: Record<FinalizeReason, EndStatus> = {
@@ -118,39 +122,64 @@ export class Finalizer {
     return store.fenced(batchId, async (session) => {
       const batch = await store.batch(batchId);
       if (isTerminal(batch.status)) return { status: batch.status };
-      if (request.reason === 'completed') await store.markFinalizing(batchId);
-      progress();
-
-      await this.answerTheRest(batch, request.reason, session, progress);
-      const counts = await store.countOutcomes(batchId);
-      const attempt = randomBytes(6).toString('hex');
-      const staged: StagedFile[] = [];
-      let committed = false;
+      const { metrics } = this.deps;
+      const startedAt = this.deps.now().getTime();
+      const running = metrics?.finalizeStarted();
+      let final = 'error';
       try {
-        const outputFile = counts.ok > 0 ? await this.stage(batch, 'output', attempt, progress) : null;
-        if (outputFile) staged.push(outputFile);
-        const errorFile = counts.failed > 0 ? await this.stage(batch, 'error', attempt, progress) : null;
-        if (errorFile) staged.push(errorFile);
-        const errors = request.failure
-          ? [{ code: request.failure.code, message: request.failure.message, param: null, line: null }]
-          : undefined;
-        committed = await session.commit(batch, {
-          status: END_OF[request.reason],
-          outputFile,
-          errorFile,
-          // output_expires_after is anchored at the output file's created_at: now.
-          filesExpireAt: batch.outputExpiresAfterSeconds
-            ? new Date(this.deps.now().getTime() + batch.outputExpiresAfterSeconds * 1000)
-            : null,
-          errors,
-        });
+        const result = await this.finalizeFenced(batch, request, session, progress);
+        final = result.status;
+        return result;
       } finally {
-        if (!committed) await Promise.all(staged.map((f) => this.deps.discard(f)));
+        running?.();
+        metrics?.finalizeSeconds.labels(final).observe((this.deps.now().getTime() - startedAt) / 1000);
       }
-      const final = committed ? END_OF[request.reason] : (await store.batch(batchId)).status;
-      await store.deleteWorkingData(batchId);
-      return { status: final };
     });
+  }
+
+  private async finalizeFenced(
+    batch: BatchRecord,
+    request: FinalizeRequest,
+    session: FencedSession,
+    progress: () => void,
+  ): Promise<{ status: string }> {
+    const { store, metrics } = this.deps;
+    const batchId = batch.id;
+    if (request.reason === 'completed' && (await store.markFinalizing(batchId))) {
+      metrics?.transition('finalizing');
+    }
+    progress();
+
+    await this.answerTheRest(batch, request.reason, session, progress);
+    const counts = await store.countOutcomes(batchId);
+    const attempt = randomBytes(6).toString('hex');
+    const staged: StagedFile[] = [];
+    let committed = false;
+    try {
+      const outputFile = counts.ok > 0 ? await this.stage(batch, 'output', attempt, progress) : null;
+      if (outputFile) staged.push(outputFile);
+      const errorFile = counts.failed > 0 ? await this.stage(batch, 'error', attempt, progress) : null;
+      if (errorFile) staged.push(errorFile);
+      const errors = request.failure
+        ? [{ code: request.failure.code, message: request.failure.message, param: null, line: null }]
+        : undefined;
+      committed = await session.commit(batch, {
+        status: END_OF[request.reason],
+        outputFile,
+        errorFile,
+        // output_expires_after is anchored at the output file's created_at: now.
+        filesExpireAt: batch.outputExpiresAfterSeconds
+          ? new Date(this.deps.now().getTime() + batch.outputExpiresAfterSeconds * 1000)
+          : null,
+        errors,
+      });
+    } finally {
+      if (!committed) await Promise.all(staged.map((f) => this.deps.discard(f)));
+    }
+    if (committed) metrics?.transition(END_OF[request.reason]);
+    const final = committed ? END_OF[request.reason] : (await store.batch(batchId)).status;
+    await store.deleteWorkingData(batchId);
+    return { status: final };
   }
 
   /** Every request without an outcome gets its error line: batch_cancelled, batch_expired, ... */
@@ -180,7 +209,8 @@ export class Finalizer {
         outputTokens: 0,
         reasoningTokens: 0,
       }));
-      await session.record(batch.id, missing);
+      const recorded = await session.record(batch.id, missing);
+      this.deps.metrics?.unansweredRecorded(batch.endpoint, batch.model, recorded);
       progress();
     }
   }
