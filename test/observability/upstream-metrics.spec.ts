@@ -196,8 +196,11 @@ describe('upstream metrics', () => {
       { limitStore: soloStore, transport: () => transport, metrics, env: {} },
     );
     try {
+      // Only first attempts count toward the circuit's failure rate: two calls open it.
       const result = await gateway.call(callOf('down'));
       expect(result).toMatchObject({ kind: 'error', code: 'upstream_connection_error' });
+      expect(total(await samplesOf(metrics), 'barge_upstream_circuit_state', { upstream: 'u3' })).toBe(0);
+      await gateway.call(callOf('down'));
       const s = await samplesOf(metrics);
       expect(total(s, 'barge_upstream_circuit_state', { upstream: 'u3' })).toBe(2);
     } finally {
