@@ -1,5 +1,5 @@
 import { Context } from '@temporalio/activity';
-import type { FinalizeRequest } from '../src/batches/finalize/finalizer';
+import type { FinalizePhases, FinalizeRequest } from '../src/batches/finalize/finalizer';
 import type { ActivityDeps } from './deps';
 import { asActivity } from './failure';
 
@@ -8,9 +8,10 @@ export function createFinalizeActivities({ finalizer, logger }: ActivityDeps) {
     /** Ends the batch with its output and error files (Finalizer: fenced, atomic, once). */
     finalizeBatch: (request: FinalizeRequest): Promise<{ status: string }> =>
       asActivity(async () => {
-        const result = await finalizer.finalize(request, () => Context.current().heartbeat());
+        const phases: FinalizePhases = {};
+        const result = await finalizer.finalize(request, () => Context.current().heartbeat(), phases);
         logger.info(
-          { batch_id: request.batchId, reason: request.reason, status: result.status },
+          { batch_id: request.batchId, reason: request.reason, status: result.status, phases_ms: phases },
           `batch ${result.status}`,
         );
         return result;

@@ -76,6 +76,20 @@ export interface FinalizeStore {
   fenced<T>(batchId: string, fn: (session: FencedSession) => Promise<T>): Promise<T>;
 }
 
+/** Milliseconds per step of one finalize, for its log line. */
+export interface FinalizePhases {
+  /** Error lines for the requests without an outcome. */
+  answer?: number;
+  count?: number;
+  /** Streaming the output file into storage, and the error file. */
+  output?: number;
+  errors?: number;
+  /** The transaction that ends the batch. */
+  commit?: number;
+  /** Deleting the working rows, after the end. */
+  cleanup?: number;
+}
+
 export interface FinalizeDeps {
   store: FinalizeStore;
   /** Reads the requests of a chunk that are not in `skip`. */
@@ -107,10 +121,14 @@ export const NO_OUTCOME = { code: 'internal_error', message: 'This request has n
 export class Finalizer {
   constructor(private readonly deps: FinalizeDeps) {}
 
-  /** `progress` is called as work goes on (the activity heartbeats with it). */
+  /**
+   * `progress` is called as work goes on (the activity heartbeats with it); `phases`, when
+   * given, receives how long each step took, in ms (the activity logs them).
+   */
   async finalize(
     request: FinalizeRequest,
     progress: () => void = () => undefined,
+    phases?: FinalizePhases,
   ): Promise<{ status: string }> {
     const { store } = this.deps;
     const { batchId } = request;
@@ -127,7 +145,7 @@ export class Finalizer {
       const running = metrics?.finalizeStarted();
       let final = 'error';
       try {
-        const result = await this.finalizeFenced(batch, request, session, progress);
+        const result = await this.finalizeFenced(batch, request, session, progress, phases ?? {});
         final = result.status;
         return result;
       } finally {
@@ -142,23 +160,33 @@ export class Finalizer {
     request: FinalizeRequest,
     session: FencedSession,
     progress: () => void,
+    phases: FinalizePhases,
   ): Promise<{ status: string }> {
     const { store, metrics } = this.deps;
     const batchId = batch.id;
+    let mark = this.deps.now().getTime();
+    const timed = <T>(phase: keyof FinalizePhases, value: T): T => {
+      const now = this.deps.now().getTime();
+      phases[phase] = now - mark;
+      mark = now;
+      return value;
+    };
     if (request.reason === 'completed' && (await store.markFinalizing(batchId))) {
       metrics?.transition('finalizing');
     }
     progress();
 
-    await this.answerTheRest(batch, request.reason, session, progress);
-    const counts = await store.countOutcomes(batchId);
+    timed('answer', await this.answerTheRest(batch, request.reason, session, progress));
+    const counts = timed('count', await store.countOutcomes(batchId));
     const attempt = randomBytes(6).toString('hex');
     const staged: StagedFile[] = [];
     let committed = false;
     try {
       const outputFile = counts.ok > 0 ? await this.stage(batch, 'output', attempt, progress) : null;
+      timed('output', outputFile);
       if (outputFile) staged.push(outputFile);
       const errorFile = counts.failed > 0 ? await this.stage(batch, 'error', attempt, progress) : null;
+      timed('errors', errorFile);
       if (errorFile) staged.push(errorFile);
       const errors = request.failure
         ? [{ code: request.failure.code, message: request.failure.message, param: null, line: null }]
@@ -173,12 +201,14 @@ export class Finalizer {
           : null,
         errors,
       });
+      timed('commit', committed);
     } finally {
       if (!committed) await Promise.all(staged.map((f) => this.deps.discard(f)));
     }
     if (committed) metrics?.transition(END_OF[request.reason]);
     const final = committed ? END_OF[request.reason] : (await store.batch(batchId)).status;
     await store.deleteWorkingData(batchId);
+    timed('cleanup', final);
     return { status: final };
   }
 
