@@ -220,6 +220,9 @@ export class Finalizer {
     progress: () => void,
   ): Promise<void> {
     const { store } = this.deps;
+    // The counters move in the statement that records an outcome, and every chunk has
+    // stopped: when they add up to the total, no request is left and no chunk need be read.
+    if (batch.requestCompleted + batch.requestFailed >= batch.requestTotal) return;
     const unfinished = reason === 'completed' ? NO_OUTCOME : UNFINISHED[reason];
     for (const chunk of await store.chunks(batch.id)) {
       const answered = await store.answeredLines(
