@@ -43,7 +43,11 @@ export class BatchesService {
    * workflow is started under the batch's id, so Postgres always knows every batch.
    */
   async create(tenantId: string, body: unknown, headers: { provider?: string; idempotencyKey?: string }) {
-    const request = parseCreateBatch(body, this.config.batches.completionWindows);
+    const request = parseCreateBatch(
+      body,
+      this.config.batches.completionWindows,
+      this.config.batches.defaultCompletionWindow,
+    );
     const idempotency = idempotencyOf(headers.idempotencyKey, request, headers.provider);
     if (idempotency) {
       const existing = await this.batches.findByIdempotencyKey(tenantId, idempotency.key);
