@@ -6,10 +6,11 @@ import { OpenAIErrorFilter } from './common/openai-error';
 import { CoreModule } from './core.module';
 import { FilesModule } from './files/files.module';
 import { HealthController } from './health/health.controller';
+import { WebhooksModule } from './webhooks/webhook-endpoints.controller';
 
 @Module({
   // DiscoveryModule: the error filter reads the route table to answer 405 for a wrong method.
-  imports: [CoreModule, AuthModule, FilesModule, BatchesModule, DiscoveryModule],
+  imports: [CoreModule, AuthModule, FilesModule, BatchesModule, WebhooksModule, DiscoveryModule],
   controllers: [HealthController],
   providers: [{ provide: APP_FILTER, useClass: OpenAIErrorFilter }],
 })

@@ -20,6 +20,7 @@ import { PoisonInput } from './common/failures';
 import { systemClock } from './upstreams/clock';
 import { HttpUpstreamGateway, newWorkerId } from './upstreams/gateway';
 import { Maintenance } from './worker/maintenance';
+import { createWebhookWorker } from './webhooks/webhook-worker';
 
 /**
  * The worker process: runs batch workflows and their activities, and the periodic
@@ -95,6 +96,15 @@ async function main(): Promise<void> {
     // wait 0.8 x heartbeatTimeout (16 s), so a cancelled batch would keep calling upstream.
     maxHeartbeatThrottleInterval: '1 second',
   });
+  // Webhook deliveries: their own task queue and concurrency, and the relay of new events.
+  const webhooks = await createWebhookWorker({
+    config,
+    db,
+    connection,
+    temporal,
+    workflowSource,
+    shutdownGraceTime,
+  });
 
   const maintenance = new Maintenance(
     db,
@@ -113,13 +123,15 @@ async function main(): Promise<void> {
     config.worker.reconcileIntervalMs,
   );
   maintenance.start();
+  webhooks.relay.begin();
 
   console.log(
-    `barge-worker: polling ${config.temporal.taskQueue} and ${config.temporal.upstreamTaskQueue} on ${config.temporal.address}`,
+    `barge-worker: polling ${config.temporal.taskQueue}, ${config.temporal.upstreamTaskQueue} and ${config.temporal.webhookTaskQueue} on ${config.temporal.address}`,
   );
   // Runtime turns SIGINT/SIGTERM into a graceful shutdown: polling stops, in-flight activities
   // get shutdownGraceTime to finish (chunks drain: calls in flight end and are recorded).
-  await Promise.all([orchestration.run(), upstream.run()]);
+  await Promise.all([orchestration.run(), upstream.run(), webhooks.worker.run()]);
+  await webhooks.relay.stop();
   await maintenance.stop();
   await gateway.close();
   await clientConnection.close();
