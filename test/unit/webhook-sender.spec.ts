@@ -19,7 +19,7 @@ describe('WebhookSender', () => {
   let server: Server;
   let port: number;
   const received: Received[] = [];
-  let answer = (res: import('node:http').ServerResponse) => res.writeHead(204).end();
+  let answer: (res: import('node:http').ServerResponse) => unknown = (res) => res.writeHead(204).end();
 
   beforeAll(async () => {
     server = createServer((req, res) => {

@@ -21,8 +21,8 @@ import { providerNames } from '../../upstreams/provider-names';
 import { presentBatch } from './batch.presenter';
 import { batchWorkflowStatus, startBatchWorkflow } from '../start-batch-workflow';
 import { BatchRepository } from '../store/batch.repository';
-import { parseCreateBatch } from './create-batch.request';
-import { idempotencyOf, replay } from './idempotency';
+import { parseCreateBatch, type CreateBatchRequest } from './create-batch.request';
+import { idempotencyOf, replay, type Idempotency } from './idempotency';
 
 export const PROVIDER_METADATA_KEY = 'barge_provider';
 
@@ -49,6 +49,19 @@ export class BatchesService {
       this.config.batches.defaultCompletionWindow,
     );
     const idempotency = idempotencyOf(headers.idempotencyKey, request, headers.provider);
+    return this.createBatch(tenantId, request, { provider: headers.provider, idempotency });
+  }
+
+  /**
+   * Creates a checked request's batch: `create` above, and the retry of a batch's failed
+   * requests (batch-retry.service.ts), which brings its own idempotency fingerprint.
+   */
+  async createBatch(
+    tenantId: string,
+    request: CreateBatchRequest,
+    headers: { provider?: string; idempotency: Idempotency | null },
+  ) {
+    const { idempotency } = headers;
     if (idempotency) {
       const existing = await this.batches.findByIdempotencyKey(tenantId, idempotency.key);
       if (existing) return presentBatch(replay(existing, idempotency));
