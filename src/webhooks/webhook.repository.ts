@@ -205,7 +205,8 @@ export class WebhookRepository {
     id: string,
     changes: EndpointChanges,
   ): Promise<WebhookEndpoint | null> {
-    const rows: Row[] = await this.db.query(
+    // An UPDATE through query() answers [rows, affected count].
+    const [rows] = (await this.db.query(
       `UPDATE webhook_endpoints SET
          url = coalesce($3, url),
          name = CASE WHEN $4::boolean THEN $5 ELSE name END,
@@ -229,7 +230,7 @@ export class WebhookRepository {
         changes.payload ?? null,
         changes.status ?? null,
       ],
-    );
+    )) as [Row[], number];
     return rows.length ? toEndpoint(rows[0]) : null;
   }
 
@@ -240,7 +241,7 @@ export class WebhookRepository {
     secret: { sealed: string; hint: string },
     previousExpiresAt: Date | null,
   ): Promise<WebhookEndpoint | null> {
-    const rows: Row[] = await this.db.query(
+    const [rows] = (await this.db.query(
       `UPDATE webhook_endpoints SET
          previous_secret_sealed = CASE WHEN $5::timestamptz IS NULL THEN NULL ELSE secret_sealed END,
          previous_secret_expires_at = $5,
@@ -248,7 +249,7 @@ export class WebhookRepository {
        WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL
        RETURNING *`,
       [id, tenantId, secret.sealed, secret.hint, previousExpiresAt],
-    );
+    )) as [Row[], number];
     return rows.length ? toEndpoint(rows[0]) : null;
   }
 
