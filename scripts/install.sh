@@ -120,6 +120,22 @@ PY
   [[ -x "$out" ]] || die "could not install the Temporal test server"
 }
 
+# The official Python SDK, for the tests that run the seed providers' Python flows
+# (test/features). Not a dependency of Barge: installed by `npm test` only, into the cache.
+PYTHON_OPENAI_VERSION="${PYTHON_OPENAI_VERSION:-1.109.1}"
+python_openai_dir() { echo "$BARGE_CACHE/python/openai-$PYTHON_OPENAI_VERSION"; }
+
+ensure_python_openai() {
+  local out
+  out=$(python_openai_dir)
+  if [[ -f "$out/.installed" ]]; then return 0; fi
+  log "installing the openai Python package $PYTHON_OPENAI_VERSION for the tests (pip, into $out)"
+  rm -rf "$out"
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --target "$out" \
+    "openai==$PYTHON_OPENAI_VERSION" >&2 || die "could not install openai==$PYTHON_OPENAI_VERSION (pip)"
+  touch "$out/.installed"
+}
+
 minio_bin() {
   if [[ -x "$BIN/minio" ]]; then echo "$BIN/minio"; return 0; fi
   if command -v minio >/dev/null 2>&1; then command -v minio; return 0; fi

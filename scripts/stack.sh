@@ -44,6 +44,18 @@ WORKER_METRICS_PORT=9464
 PROMETHEUS_PORT=9090
 SEARCH_ATTRIBUTES=(BatchStatus TenantId Model Endpoint)
 
+# The key webhook signing secrets are encrypted with at rest: made once per profile and kept
+# with its data (a new key would make the secrets stored so far unreadable).
+encryption_key() {
+  local file="$DIR/encryption.key"
+  if [[ ! -s "$file" ]]; then
+    (umask 077; head -c 32 /dev/urandom | base64 >"$file.part" && mv "$file.part" "$file")
+  fi
+  cat "$file"
+}
+
+# Both profiles allow webhook receivers on this machine (loopback, plain http), so a developer
+# can try webhooks on one machine; a deployment allows none by default.
 write_env() {
   mkdir -p "$DIR"
   cat >"$DIR/env" <<EOF
@@ -58,6 +70,9 @@ BARGE_STORAGE_SECRET_KEY=$MINIO_PASSWORD
 BARGE_STORAGE_BUCKET=barge
 BARGE_SIMULATOR_URL=http://$HOST:$SIM_PORT/v1
 BARGE_API_URL=http://$HOST:$API_PORT
+BARGE_SECRETS_ENCRYPTION_KEY=$(encryption_key)
+BARGE_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8,::1/128
+BARGE_WEBHOOK_ALLOW_HTTP=true
 EOF
   if [[ "$PROFILE" == local ]]; then
     echo "BARGE_WORKER_METRICS_PORT=$WORKER_METRICS_PORT" >>"$DIR/env"
@@ -74,6 +89,12 @@ BARGE_RECONCILE_INTERVAL_MS=2000
 BARGE_RECONCILE_GRACE_MS=3000
 BARGE_WORKER_METRICS_PORT=0
 BARGE_TEST_PROMETHEUS_BIN=$(prometheus_bin)
+BARGE_WEBHOOK_TIMEOUT_MS=3000
+BARGE_WEBHOOK_RETRY_INITIAL_DELAY_MS=1000
+BARGE_WEBHOOK_RETRY_MAX_DELAY_MS=4000
+BARGE_WEBHOOK_GIVE_UP_AFTER_MS=20000
+BARGE_WEBHOOK_RELAY_INTERVAL_MS=250
+BARGE_TEST_PYTHONPATH=$(python_openai_dir)
 EOF
   fi
 }

@@ -9,6 +9,8 @@ source scripts/install.sh
 ensure_all
 # The time-skipping test server for test/workflows (test/support/time-skipping.ts).
 export BARGE_TEST_SERVER_BIN="$(test_server_bin)"
+# The Python SDK for the seed providers' Python flow (test/features/seed-flows.spec.ts).
+ensure_python_openai
 
 log "lint and type-check"
 npx --no-install eslint --max-warnings 0 .

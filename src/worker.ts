@@ -25,6 +25,7 @@ import { TemporalLogger } from './observability/temporal-logger';
 import { systemClock } from './upstreams/clock';
 import { HttpUpstreamGateway, newWorkerId } from './upstreams/gateway';
 import { Maintenance } from './worker/maintenance';
+import { createWebhookWorker } from './webhooks/webhook-worker';
 
 /** Lines before the configuration (and so the level) is known; also the last words of a crash. */
 let logger: Logger = createLogger({ name: 'barge-worker', level: 'info' });
@@ -144,6 +145,16 @@ async function main(): Promise<void> {
     // wait 0.8 x heartbeatTimeout (16 s), so a cancelled batch would keep calling upstream.
     maxHeartbeatThrottleInterval: '1 second',
   });
+  // Webhook deliveries: their own task queue and concurrency, and the relay of new events.
+  const webhooks = await createWebhookWorker({
+    config,
+    db,
+    connection,
+    temporal,
+    workflowSource,
+    shutdownGraceTime,
+    logger,
+  });
 
   const maintenance = new Maintenance(
     db,
@@ -164,18 +175,24 @@ async function main(): Promise<void> {
     logger.child({ component: 'maintenance' }),
   );
   maintenance.start();
+  webhooks.relay.begin();
 
   logger.info(
     {
       worker_id: workerId,
-      task_queues: [config.temporal.taskQueue, config.temporal.upstreamTaskQueue],
+      task_queues: [
+        config.temporal.taskQueue,
+        config.temporal.upstreamTaskQueue,
+        config.temporal.webhookTaskQueue,
+      ],
       metrics: metricsServer?.url ?? null,
     },
-    `barge-worker: polling ${config.temporal.taskQueue} and ${config.temporal.upstreamTaskQueue} on ${config.temporal.address}`,
+    `barge-worker: polling ${config.temporal.taskQueue}, ${config.temporal.upstreamTaskQueue} and ${config.temporal.webhookTaskQueue} on ${config.temporal.address}`,
   );
   // Runtime turns SIGINT/SIGTERM into a graceful shutdown: polling stops, in-flight activities
   // get shutdownGraceTime to finish (chunks drain: calls in flight end and are recorded).
-  await Promise.all([orchestration.run(), upstream.run()]);
+  await Promise.all([orchestration.run(), upstream.run(), webhooks.worker.run()]);
+  await webhooks.relay.stop();
   await maintenance.stop();
   await gateway.close();
   await clientConnection.close();

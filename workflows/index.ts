@@ -2,3 +2,4 @@
 // deterministic sandbox: no Node built-ins, no I/O; activities do all of that.
 export { batchWorkflow } from './batch.workflow';
 export { probeWorkflow } from './probe.workflow';
+export { webhookDeliveryWorkflow } from './webhook-delivery.workflow';

@@ -4,6 +4,8 @@ import { ConfigError, loadConfig } from '../config/config';
 import { connectDatabase } from '../database/data-source';
 import { CliIO, UsageError } from './io';
 import { keysCommand } from './keys.command';
+import { ApiError, apiTarget } from './api-client';
+import { batchesCommand, webhooksCommand } from './webhooks.command';
 
 export const USAGE = `Usage: barge <command>
 
@@ -12,14 +14,36 @@ export const USAGE = `Usage: barge <command>
   barge keys list [--tenant NAME] [--json]         list keys (never their secrets)
   barge keys revoke KEY_ID                         revoke a key; its next request gets 401
 
-Configuration comes from BARGE_CONFIG and BARGE_* variables, as for the API (at least
-BARGE_POSTGRES_URL, BARGE_STORAGE_*). Exit codes: 0 ok, 1 failure, 2 bad usage or configuration.`;
+  barge webhooks create --url URL [--events batch.completed,...] [--name LABEL] [--payload thin|full]
+                                                   add a receiver; its signing secret is printed
+                                                   once, as the last line (default: all 4 events)
+  barge webhooks list [--json]                     the tenant's endpoints (secrets as hints only)
+  barge webhooks delete WEBHOOK_ID                 remove an endpoint
+  barge webhooks rotate WEBHOOK_ID [--keep-previous]
+                                                   a new secret (the old one valid 24 h more)
+  barge webhooks test WEBHOOK_ID [--event TYPE]    send a test event; exit 1 if it failed
+  barge batches retry BATCH_ID [--include failed,expired,cancelled] [--window 24h]
+                                                   a new batch of what failed; prints its id
+
+keys reads BARGE_CONFIG and BARGE_* variables, as the API does (at least BARGE_POSTGRES_URL,
+BARGE_STORAGE_*). webhooks and batches call the API as a tenant: --api-key (or BARGE_API_KEY)
+and --base-url (or BARGE_API_URL, default http://127.0.0.1:8000).
+Exit codes: 0 ok, 1 failure, 2 bad usage or configuration.`;
 
 const OPTIONS = {
   tenant: { type: 'string' },
   name: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  url: { type: 'string' },
+  events: { type: 'string' },
+  payload: { type: 'string' },
+  'keep-previous': { type: 'boolean' },
+  event: { type: 'string' },
+  include: { type: 'string' },
+  window: { type: 'string' },
+  'api-key': { type: 'string' },
+  'base-url': { type: 'string' },
 } as const;
 
 /** Runs one CLI invocation and returns its exit code. */
@@ -36,6 +60,22 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     return 0;
   }
   if (group === undefined) return usageError(io, 'missing command');
+  if (group === 'webhooks' || group === 'batches') {
+    try {
+      const api = apiTarget(parsed.values);
+      const args = { ...parsed.values, positionals };
+      return group === 'webhooks'
+        ? await webhooksCommand(api, action ?? '', args, io)
+        : await batchesCommand(api, action ?? '', args, io);
+    } catch (err) {
+      if (err instanceof UsageError) return usageError(io, err.message);
+      if (err instanceof ApiError) {
+        io.err(`barge: ${err.message}`);
+        return 1;
+      }
+      throw err;
+    }
+  }
   if (group !== 'keys') return usageError(io, `unknown command "${group}"`);
 
   let config;

@@ -13,6 +13,21 @@ const MB = 1024 * 1024;
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
 const nonEmpty = z.string().min(1);
+/** true/false, also as the text an environment variable carries ("true", "false", "1", "0"). */
+const flag = z.union([
+  z.boolean(),
+  z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1'),
+]);
+/** A completion window: a positive whole number of seconds, minutes, hours or days ("24h", "7d"). */
+const completionWindow = z.string().regex(/^[1-9]\d{0,5}[smhd]$/, 'a window such as "24h", "48h" or "7d"');
+/** A key for AES-256: 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`). */
+const encryptionKey = z
+  .string()
+  .refine((v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length === 32, {
+    message: 'must be 32 bytes, base64-encoded (openssl rand -base64 32)',
+  });
+/** An IPv4 or IPv6 network in CIDR notation ("127.0.0.0/8", "::1/128"), or a single address. */
+const network = z.string().regex(/^[0-9a-fA-F.:]+(\/\d{1,3})?$/, 'a network such as 10.1.0.0/16 or ::1/128');
 
 const modelLimitsSchema = z.object({
   maxConcurrency: positiveInt.optional(),
@@ -79,6 +94,8 @@ const configSchema = z.object({
       taskQueue: nonEmpty.default('barge-batches'),
       /** Queue for the activities that call upstream models. */
       upstreamTaskQueue: nonEmpty.default('barge-upstream'),
+      /** Queue for webhook deliveries (their workflows and the activities that call receivers). */
+      webhookTaskQueue: nonEmpty.default('barge-webhooks'),
       /** Seconds the worker waits for in-flight activities on SIGTERM. */
       shutdownGraceSeconds: positiveInt.default(30),
     })
@@ -101,10 +118,10 @@ const configSchema = z.object({
     .prefault({}),
   batches: z
     .object({
-      completionWindows: z
-        .array(z.string().regex(/^\d+[smhd]$/))
-        .min(1)
-        .default(['24h', '48h']),
+      /** Windows a batch may ask for; any whole number of hours or days ("1h", "72h", "7d"). */
+      completionWindows: z.array(completionWindow).min(1).default(['24h', '48h']),
+      /** The window of a batch created without `completion_window`; must be one of completionWindows. */
+      defaultCompletionWindow: completionWindow.default('24h'),
       /** At most this many requests per chunk activity... */
       chunkSize: positiveInt.default(200),
       /** ...and at most this many bytes of input (a chunk's requests are in memory while it runs). */
@@ -141,6 +158,43 @@ const configSchema = z.object({
       metricsPort: port.default(9464),
       /** Where it listens: loopback by default; 0.0.0.0 in a container Prometheus scrapes from outside. */
       metricsHost: nonEmpty.default('127.0.0.1'),
+      /** Webhook deliveries (HTTP calls to tenants' receivers) one worker makes at once. */
+      maxConcurrentWebhookDeliveries: positiveInt.default(50),
+    })
+    .prefault({}),
+  /** Secrets Barge keeps for tenants (webhook signing secrets), encrypted at rest (src/common/secret-box.ts). */
+  secrets: z
+    .object({
+      /** The AES-256-GCM key new secrets are encrypted with. Required for webhooks. */
+      encryptionKey: encryptionKey.optional(),
+      /** Keys secrets stored earlier may be encrypted with (key rotation): decrypt only. */
+      previousEncryptionKeys: z.array(encryptionKey).default([]),
+    })
+    .prefault({}),
+  /** Webhooks to tenants' receivers (src/webhooks/). */
+  webhooks: z
+    .object({
+      /**
+       * Networks a receiver may be in although they are loopback, private, link-local or
+       * otherwise not public (all of which are refused by default), e.g. ["127.0.0.0/8", "::1/128"].
+       */
+      allowedNetworks: z.array(network).default([]),
+      /** When set, receivers must be on one of these hosts ("hooks.example.com", "*.example.com"). */
+      allowedHosts: z.array(nonEmpty).default([]),
+      /** Allow plain http:// receivers (default: https only). */
+      allowHttp: flag.default(false),
+      /** One delivery attempt (connect, send, answer) is given up after this long. */
+      timeoutMs: positiveInt.default(10_000),
+      /** First retry after about this long, then doubling (with jitter)... */
+      retryInitialDelayMs: positiveInt.default(10_000),
+      /** ...up to this long between attempts... */
+      retryMaxDelayMs: positiveInt.default(2 * 3600_000),
+      /** ...until this long after the first attempt: then the event is given up for that receiver. */
+      giveUpAfterMs: positiveInt.default(24 * 3600_000),
+      /** How often a worker looks for ended batches whose events have no delivery running yet. */
+      relayIntervalMs: positiveInt.default(1_000),
+      /** Webhook endpoints one tenant may have. */
+      maxEndpointsPerTenant: positiveInt.default(20),
     })
     .prefault({}),
   upstreams: z.array(upstreamSchema).default([]),
@@ -188,6 +242,7 @@ export const ENV_VARS: Record<string, string> = {
   BARGE_TEMPORAL_NAMESPACE: 'temporal.namespace',
   BARGE_TEMPORAL_TASK_QUEUE: 'temporal.taskQueue',
   BARGE_TEMPORAL_UPSTREAM_TASK_QUEUE: 'temporal.upstreamTaskQueue',
+  BARGE_TEMPORAL_WEBHOOK_TASK_QUEUE: 'temporal.webhookTaskQueue',
   BARGE_WORKER_SHUTDOWN_GRACE_SECONDS: 'temporal.shutdownGraceSeconds',
   BARGE_STORAGE_ENDPOINT: 'storage.endpoint',
   BARGE_STORAGE_ACCESS_KEY: 'storage.accessKey',
@@ -199,6 +254,7 @@ export const ENV_VARS: Record<string, string> = {
   BARGE_MAX_REQUESTS_PER_BATCH: 'limits.maxRequestsPerBatch',
   BARGE_BATCH_FILE_TTL_SECONDS: 'limits.batchFileTtlSeconds',
   BARGE_COMPLETION_WINDOWS: 'batches.completionWindows',
+  BARGE_DEFAULT_COMPLETION_WINDOW: 'batches.defaultCompletionWindow',
   BARGE_CHUNK_SIZE: 'batches.chunkSize',
   BARGE_CHUNK_MAX_BYTES: 'batches.chunkMaxBytes',
   BARGE_CHUNK_WINDOW: 'batches.chunkWindow',
@@ -212,11 +268,28 @@ export const ENV_VARS: Record<string, string> = {
   BARGE_RECONCILE_GRACE_MS: 'worker.reconcileGraceMs',
   BARGE_WORKER_METRICS_PORT: 'worker.metricsPort',
   BARGE_WORKER_METRICS_HOST: 'worker.metricsHost',
+  BARGE_WORKER_MAX_CONCURRENT_WEBHOOKS: 'worker.maxConcurrentWebhookDeliveries',
+  BARGE_SECRETS_ENCRYPTION_KEY: 'secrets.encryptionKey',
+  BARGE_SECRETS_PREVIOUS_ENCRYPTION_KEYS: 'secrets.previousEncryptionKeys',
+  BARGE_WEBHOOK_ALLOWED_NETWORKS: 'webhooks.allowedNetworks',
+  BARGE_WEBHOOK_ALLOWED_HOSTS: 'webhooks.allowedHosts',
+  BARGE_WEBHOOK_ALLOW_HTTP: 'webhooks.allowHttp',
+  BARGE_WEBHOOK_TIMEOUT_MS: 'webhooks.timeoutMs',
+  BARGE_WEBHOOK_RETRY_INITIAL_DELAY_MS: 'webhooks.retryInitialDelayMs',
+  BARGE_WEBHOOK_RETRY_MAX_DELAY_MS: 'webhooks.retryMaxDelayMs',
+  BARGE_WEBHOOK_GIVE_UP_AFTER_MS: 'webhooks.giveUpAfterMs',
+  BARGE_WEBHOOK_RELAY_INTERVAL_MS: 'webhooks.relayIntervalMs',
+  BARGE_WEBHOOK_MAX_ENDPOINTS_PER_TENANT: 'webhooks.maxEndpointsPerTenant',
   BARGE_SIMULATOR_URL: 'simulatorUrl',
   BARGE_LOG_LEVEL: 'logLevel',
 };
 
-const LIST_VARS = new Set(['BARGE_COMPLETION_WINDOWS']);
+const LIST_VARS = new Set([
+  'BARGE_COMPLETION_WINDOWS',
+  'BARGE_SECRETS_PREVIOUS_ENCRYPTION_KEYS',
+  'BARGE_WEBHOOK_ALLOWED_NETWORKS',
+  'BARGE_WEBHOOK_ALLOWED_HOSTS',
+]);
 
 export class ConfigError extends Error {}
 
@@ -268,6 +341,12 @@ export function buildConfig(env: NodeJS.ProcessEnv = process.env): BargeConfig {
     throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
   }
   const config = result.data;
+  const { completionWindows, defaultCompletionWindow } = config.batches;
+  if (!completionWindows.includes(defaultCompletionWindow)) {
+    throw new ConfigError(
+      `invalid configuration:\n  - batches.defaultCompletionWindow (BARGE_DEFAULT_COMPLETION_WINDOW): "${defaultCompletionWindow}" is not one of batches.completionWindows (${completionWindows.join(', ')})`,
+    );
+  }
   const names = new Set<string>();
   for (const upstream of config.upstreams) {
     if (names.has(upstream.name)) {
@@ -286,11 +365,11 @@ export function loadConfig(): BargeConfig {
   return loaded;
 }
 
-/** Completion window ("24h") in milliseconds. */
+const WINDOW_UNIT_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Completion window ("24h", "7d") in milliseconds. */
 export function windowToMs(window: string): number {
-  const unit = window.slice(-1);
-  const n = Number(window.slice(0, -1));
-  const factor = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit];
-  if (!factor || !Number.isFinite(n)) throw new Error(`bad completion window ${window}`);
-  return n * factor;
+  const match = /^([1-9]\d*)([smhd])$/.exec(window);
+  if (!match) throw new Error(`bad completion window ${window}`);
+  return Number(match[1]) * WINDOW_UNIT_MS[match[2]];
 }

@@ -1,5 +1,6 @@
 import type { DataSource } from 'typeorm';
 import type { Reconciler } from '../batches/reconcile/reconciler';
+import { ResultIndex } from '../batches/store/result-index';
 import type { WorkRepository } from '../batches/store/work.repository';
 import { FILES_PREFIX } from '../files/file-store';
 import type { Logger } from '../observability/logger';
@@ -70,14 +71,16 @@ export class Maintenance {
           await this.work.deleteWorkingData(id);
           swept++;
         }
+        // Outcome rows outlive their batch while its files exist (result-index.ts).
+        const gone = await new ResultIndex(this.db).sweepGone(now);
         const uploads = await this.storage.sweepIncompleteUploads(
           FILES_PREFIX,
           new Date(now.getTime() - INCOMPLETE_UPLOAD_AGE_MS),
         );
-        if (swept + uploads > 0) {
+        if (swept + uploads + gone > 0) {
           this.logger.info(
-            { swept_batches: swept, swept_uploads: uploads },
-            `swept the working rows of ${swept} ended batches and ${uploads} incomplete uploads`,
+            { swept_batches: swept, swept_uploads: uploads, swept_results: gone },
+            `swept the working rows of ${swept} ended batches, the results of ${gone} whose files are gone, and ${uploads} incomplete uploads`,
           );
         }
         return true;

@@ -150,8 +150,16 @@ describe('finalize, once', () => {
     const errors = (await text(ended.errorFileId!)).trim().split('\n');
     expect([output.length, errors.length]).toEqual([5_000, 1_000]);
     expect(new Set([...output, ...errors].map((l) => JSON.parse(l).custom_id)).size).toBe(6_000);
-    // The working rows went with the commit.
-    expect(await work.countOutcomes(batch.id)).toEqual({ ok: 0, failed: 0 });
+    // After the commit the chunks are gone and the outcome rows are slimmed to offsets into
+    // the committed files (results and retry read them): no row keeps its line.
+    const [rows] = await db.query(
+      `SELECT count(*)::int AS n, count(*) FILTER (WHERE output IS NULL AND file_offset IS NOT NULL)::int AS slim,
+              (SELECT count(*)::int FROM batch_chunks WHERE batch_id = $1) AS chunks,
+              (SELECT indexed FROM batch_results WHERE batch_id = $1) AS indexed
+         FROM request_results WHERE batch_id = $1`,
+      [batch.id],
+    );
+    expect(rows).toEqual({ n: 6_000, slim: 6_000, chunks: 0, indexed: true });
 
     // A late retry finds the batch ended and changes nothing.
     expect(await finalizer().finalize({ batchId: batch.id, reason: 'cancelled' })).toEqual({

@@ -104,6 +104,63 @@ describe('windowToMs', () => {
   it('converts completion windows', () => {
     expect(windowToMs('24h')).toBe(86_400_000);
     expect(windowToMs('20s')).toBe(20_000);
+    expect(windowToMs('1h')).toBe(3_600_000);
+    expect(windowToMs('72h')).toBe(72 * 3_600_000);
+    expect(windowToMs('7d')).toBe(7 * 86_400_000);
     expect(() => windowToMs('soon')).toThrow();
+    expect(() => windowToMs('0h')).toThrow();
+    expect(() => windowToMs('1.5h')).toThrow();
+  });
+});
+
+describe('completion windows and webhook settings', () => {
+  it('accepts any Nh/Nd window and defaults a batch to 24h', () => {
+    const config = buildConfig({ ...required, BARGE_COMPLETION_WINDOWS: '1h,24h,48h,72h,7d' });
+    expect(config.batches.completionWindows).toEqual(['1h', '24h', '48h', '72h', '7d']);
+    expect(config.batches.defaultCompletionWindow).toBe('24h');
+    expect(
+      buildConfig({ ...required, BARGE_COMPLETION_WINDOWS: '48h', BARGE_DEFAULT_COMPLETION_WINDOW: '48h' })
+        .batches.defaultCompletionWindow,
+    ).toBe('48h');
+  });
+
+  it.each([
+    [{ BARGE_COMPLETION_WINDOWS: '24h,0h' }, /batches.completionWindows.1 \(BARGE_COMPLETION_WINDOWS\)/],
+    [{ BARGE_COMPLETION_WINDOWS: '24h,1w' }, /BARGE_COMPLETION_WINDOWS/],
+    [
+      { BARGE_DEFAULT_COMPLETION_WINDOW: '72h' },
+      /"72h" is not one of batches.completionWindows \(24h, 48h\)/,
+    ],
+    [{ BARGE_SECRETS_ENCRYPTION_KEY: 'c2hvcnQ=' }, /secrets.encryptionKey.*32 bytes, base64/],
+    [{ BARGE_WEBHOOK_ALLOW_HTTP: 'yes' }, /BARGE_WEBHOOK_ALLOW_HTTP/],
+    [{ BARGE_WEBHOOK_ALLOWED_NETWORKS: '127.0.0.0/8,localhost' }, /webhooks.allowedNetworks.1/],
+  ])('refuses %j', (env, message) => {
+    expect(() => buildConfig({ ...required, ...env })).toThrow(message);
+  });
+
+  it('reads the webhook settings, with safe defaults', () => {
+    const defaults = buildConfig(required);
+    expect(defaults.secrets.encryptionKey).toBeUndefined();
+    expect(defaults.webhooks).toMatchObject({
+      allowedNetworks: [],
+      allowedHosts: [],
+      allowHttp: false,
+      giveUpAfterMs: 24 * 3600_000,
+    });
+    const key = Buffer.alloc(32, 7).toString('base64');
+    const config = buildConfig({
+      ...required,
+      BARGE_SECRETS_ENCRYPTION_KEY: key,
+      BARGE_WEBHOOK_ALLOWED_NETWORKS: '127.0.0.0/8, ::1/128',
+      BARGE_WEBHOOK_ALLOW_HTTP: 'true',
+      BARGE_WEBHOOK_GIVE_UP_AFTER_MS: '30000',
+    });
+    expect(config.secrets.encryptionKey).toBe(key);
+    expect(config.webhooks).toMatchObject({
+      allowedNetworks: ['127.0.0.0/8', '::1/128'],
+      allowHttp: true,
+      giveUpAfterMs: 30_000,
+    });
+    expect(buildConfig({ ...required, BARGE_WEBHOOK_ALLOW_HTTP: '0' }).webhooks.allowHttp).toBe(false);
   });
 });

@@ -24,6 +24,32 @@ describe('parseCreateBatch', () => {
     });
   });
 
+  it('gives a request without completion_window the default window', () => {
+    const { completion_window: _omitted, ...bare } = valid;
+    expect(parseCreateBatch(bare, windows, '48h').completionWindow).toBe('48h');
+    expect(parseCreateBatch({ ...bare, completion_window: null }, windows, '24h').completionWindow).toBe(
+      '24h',
+    );
+    // Without a configured default it is OpenAI's 400.
+    expect(() => parseCreateBatch(bare, windows)).toThrow(
+      expect.objectContaining({
+        status: 400,
+        param: 'completion_window',
+        code: 'missing_required_parameter',
+      }),
+    );
+  });
+
+  it('accepts any configured window, and only those', () => {
+    const configured = ['1h', '24h', '48h', '72h', '7d'];
+    for (const w of configured) {
+      expect(parseCreateBatch({ ...valid, completion_window: w }, configured).completionWindow).toBe(w);
+    }
+    expect(() => parseCreateBatch({ ...valid, completion_window: '2h' }, configured)).toThrow(
+      expect.objectContaining({ status: 400, param: 'completion_window', code: 'invalid_value' }),
+    );
+  });
+
   it.each([
     [{ ...valid, input_file_id: undefined }, 'input_file_id'],
     [{ ...valid, endpoint: '/v1/images/generations' }, 'endpoint'],

@@ -107,6 +107,32 @@ describe('validateLine', () => {
     }
   });
 
+  // The seed providers' format: only custom_id and body; method and url come from the batch.
+  it('takes method and url from the batch when a line has neither', () => {
+    const bare = { custom_id: 'request-1', body: good.body };
+    expect(validateLine(line(bare), 1, '/v1/chat/completions')).toEqual({
+      request: { customId: 'request-1', model: 'gpt-4o-mini', body: good.body },
+    });
+    expect(validateLine(line({ ...bare, method: 'POST' }), 1, '/v1/chat/completions')).toMatchObject({
+      request: { customId: 'request-1' },
+    });
+    expect(
+      validateLine(line({ ...bare, url: '/v1/chat/completions' }), 1, '/v1/chat/completions'),
+    ).toMatchObject({ request: { customId: 'request-1' } });
+  });
+
+  it.each([
+    ['only a url, of another endpoint', { url: '/v1/embeddings' }, 'invalid_url', 'url'],
+    ['only a method, not POST', { method: 'GET' }, 'invalid_method', 'method'],
+  ])('still checks a method or url that is present: %s', (_name, extra, code, param) => {
+    const result = validateLine(
+      line({ custom_id: 'r', body: good.body, ...extra }),
+      3,
+      '/v1/chat/completions',
+    );
+    expect(result).toEqual({ error: expect.objectContaining({ code, param, line: 3 }) });
+  });
+
   it('lets moderations default their model', () => {
     const result = validateLine(
       line({ custom_id: 'm', method: 'POST', url: '/v1/moderations', body: { input: 'text' } }),

@@ -21,9 +21,9 @@ import { providerNames } from '../../upstreams/provider-names';
 import { presentBatch } from './batch.presenter';
 import { batchWorkflowStatus, startBatchWorkflow } from '../start-batch-workflow';
 import { BatchRepository } from '../store/batch.repository';
-import { parseCreateBatch } from './create-batch.request';
+import { parseCreateBatch, type CreateBatchRequest } from './create-batch.request';
 import { Metrics } from '../../observability/metrics';
-import { idempotencyOf, replay } from './idempotency';
+import { idempotencyOf, replay, type Idempotency } from './idempotency';
 
 export const PROVIDER_METADATA_KEY = 'barge_provider';
 
@@ -45,8 +45,25 @@ export class BatchesService {
    * workflow is started under the batch's id, so Postgres always knows every batch.
    */
   async create(tenantId: string, body: unknown, headers: { provider?: string; idempotencyKey?: string }) {
-    const request = parseCreateBatch(body, this.config.batches.completionWindows);
+    const request = parseCreateBatch(
+      body,
+      this.config.batches.completionWindows,
+      this.config.batches.defaultCompletionWindow,
+    );
     const idempotency = idempotencyOf(headers.idempotencyKey, request, headers.provider);
+    return this.createBatch(tenantId, request, { provider: headers.provider, idempotency });
+  }
+
+  /**
+   * Creates a checked request's batch: `create` above, and the retry of a batch's failed
+   * requests (batch-retry.service.ts), which brings its own idempotency fingerprint.
+   */
+  async createBatch(
+    tenantId: string,
+    request: CreateBatchRequest,
+    headers: { provider?: string; idempotency: Idempotency | null },
+  ) {
+    const { idempotency } = headers;
     if (idempotency) {
       const existing = await this.batches.findByIdempotencyKey(tenantId, idempotency.key);
       if (existing) return presentBatch(replay(existing, idempotency));

@@ -22,9 +22,15 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
 /**
  * Checks a POST /v1/batches body; throws OpenAI-style 400s naming the parameter. Every string
  * that gets stored (the ids, endpoint, window, metadata keys and values) passes the boundary
- * rule for text Postgres cannot store, and every echo of input is bounded.
+ * rule for text Postgres cannot store, and every echo of input is bounded. A body without
+ * `completion_window` gets `defaultWindow` (the seed providers let it be left out); without a
+ * default it is a 400, as at OpenAI.
  */
-export function parseCreateBatch(body: unknown, completionWindows: string[]): CreateBatchRequest {
+export function parseCreateBatch(
+  body: unknown,
+  completionWindows: string[],
+  defaultWindow?: string,
+): CreateBatchRequest {
   if (!isObject(body)) {
     throw invalidRequest('The request body must be a JSON object (Content-Type: application/json).');
   }
@@ -58,6 +64,18 @@ export function parseCreateBatch(body: unknown, completionWindows: string[]): Cr
       'invalid_value',
     );
   }
+  const completionWindow = parseWindow(window ?? defaultWindow, completionWindows);
+  return {
+    inputFileId,
+    endpoint,
+    completionWindow,
+    metadata: parseMetadata(metadata),
+    outputExpiresAfterSeconds: parseOutputExpiry(body.output_expires_after),
+  };
+}
+
+/** A completion window: one of the configured ones (`window` absent: a 400 naming the parameter). */
+export function parseWindow(window: unknown, completionWindows: string[]): string {
   if (window === undefined) {
     throw invalidRequest(
       "Missing required parameter: 'completion_window'.",
@@ -73,13 +91,7 @@ export function parseCreateBatch(body: unknown, completionWindows: string[]): Cr
       'invalid_value',
     );
   }
-  return {
-    inputFileId,
-    endpoint,
-    completionWindow: window,
-    metadata: parseMetadata(metadata),
-    outputExpiresAfterSeconds: parseOutputExpiry(body.output_expires_after),
-  };
+  return window;
 }
 
 function parseMetadata(metadata: unknown): Record<string, string> | null {

@@ -1,9 +1,11 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import { compactResults } from './result-index';
 
 /**
  * A running batch's working data: where each chunk of its input lies (batch_chunks) and each
- * request's final outcome (request_results). Rows live from validation until the output and
- * error files are committed; Postgres is the truth for "is this request answered".
+ * request's final outcome (request_results). Chunks live from validation until the output and
+ * error files are committed; outcome rows then stay, slimmed (result-index.ts), while those
+ * files exist. Postgres is the truth for "is this request answered".
  */
 
 /** Where one chunk of a batch's input file lies: physical lines [firstLine, firstLine + lineCount). */
@@ -171,9 +173,13 @@ export class WorkRepository implements OutcomeRecorder {
     }
   }
 
-  /** Per-request rows are only needed until the output files exist. Idempotent. */
+  /**
+   * Once the output files exist the chunks are no longer needed, and the outcome rows are
+   * slimmed to an index into those files (results and retry read them; see result-index.ts).
+   * Idempotent.
+   */
   async deleteWorkingData(batchId: string): Promise<void> {
-    await this.db.query(`DELETE FROM request_results WHERE batch_id = $1`, [batchId]);
+    await compactResults(this.db, batchId);
     await this.db.query(`DELETE FROM batch_chunks WHERE batch_id = $1`, [batchId]);
   }
 
@@ -182,7 +188,8 @@ export class WorkRepository implements OutcomeRecorder {
     const rows: { id: string }[] = await this.db.query(
       `SELECT b.id FROM batches b
         WHERE b.status IN ('completed', 'failed', 'expired', 'cancelled')
-          AND (EXISTS (SELECT 1 FROM request_results r WHERE r.batch_id = b.id)
+          AND ((EXISTS (SELECT 1 FROM request_results r WHERE r.batch_id = b.id)
+                AND NOT EXISTS (SELECT 1 FROM batch_results k WHERE k.batch_id = b.id))
                OR EXISTS (SELECT 1 FROM batch_chunks c WHERE c.batch_id = b.id))
         LIMIT $1`,
       [limit],

@@ -55,7 +55,7 @@ export function validateLine(
     return fail('invalid_json_line', `This line is not parseable as valid JSON.`);
   }
   if (!isObject(parsed)) return fail('invalid_json_line', 'Each line must be a JSON object.');
-  for (const field of ['custom_id', 'method', 'url', 'body'] as const) {
+  for (const field of ['custom_id', 'body'] as const) {
     if (parsed[field] === undefined || parsed[field] === null) {
       return fail('missing_required_parameter', `Missing required parameter: '${field}'.`, field);
     }
@@ -71,7 +71,11 @@ export function validateLine(
       );
     }
   }
-  const { custom_id: customId, method, url, body } = parsed;
+  const { custom_id: customId, body } = parsed;
+  // The seed providers' lines carry only custom_id and body: method and url then come from
+  // the batch (POST to its endpoint). When a line does carry them, they must still match.
+  const method = parsed.method ?? 'POST';
+  const url = parsed.url ?? endpoint;
   if (typeof customId !== 'string' || customId.length === 0 || customId.length > MAX_CUSTOM_ID_LENGTH) {
     return fail(
       'invalid_request',
