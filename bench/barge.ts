@@ -12,7 +12,7 @@ import { stringify as toYaml } from 'yaml';
 import { buildConfig, type BargeConfig } from '../src/config/config';
 import { freePort, startNode, type Started } from './processes';
 import type { BargeSettings } from './scenarios';
-import { ENDPOINT } from './workload';
+import type { Workload } from './workload';
 
 const TERMINAL = new Set(['completed', 'failed', 'expired', 'cancelled']);
 /**
@@ -189,6 +189,11 @@ export interface BatchRun {
   /** From just before batches.create to the first poll that saw a terminal status. */
   createToTerminalSeconds: number;
   downloadSeconds: number;
+  /**
+   * From the first poll that saw `finalizing` to the first that saw a terminal status (so
+   * within a poll interval); null when no poll saw `finalizing`.
+   */
+  finalizeSeconds: number | null;
   /** Upload start to the last byte of both files. */
   endToEndSeconds: number;
   requestCounts: Batch['request_counts'] | null;
@@ -206,10 +211,10 @@ async function download(client: OpenAI, fileId: string | null | undefined): Prom
   return await response.text();
 }
 
-/** Uploads `jsonl`, runs it as one batch to a terminal state (cancelling at the deadline), downloads both files. */
+/** Uploads the lines, runs them as one batch to a terminal state (cancelling at the deadline), downloads both files. */
 export async function runBatch(
   client: OpenAI,
-  jsonl: Buffer,
+  { jsonl, endpoint }: Pick<Workload, 'jsonl' | 'endpoint'>,
   name: string,
   timeoutMs: number,
 ): Promise<BatchRun> {
@@ -218,18 +223,20 @@ export async function runBatch(
   const tUploaded = performance.now();
   let batch = await client.batches.create({
     input_file_id: file.id,
-    endpoint: ENDPOINT,
+    endpoint,
     completion_window: '24h',
   });
   let timedOut = false;
   const deadline = tUploaded + timeoutMs;
   let cancelDeadline = Infinity;
   let polls = 0;
+  let tFinalizing: number | undefined;
   while (!TERMINAL.has(batch.status)) {
     await new Promise((resolve) => setTimeout(resolve, pollDelay(performance.now() - tUploaded)));
     batch = await client.batches.retrieve(batch.id);
     polls++;
     const now = performance.now();
+    if (batch.status === 'finalizing') tFinalizing ??= now;
     if (!timedOut && now > deadline && !TERMINAL.has(batch.status)) {
       timedOut = true;
       cancelDeadline = now + 120_000;
@@ -263,6 +270,7 @@ export async function runBatch(
     uploadSeconds: (tUploaded - t0) / 1000,
     createToTerminalSeconds: (tTerminal - tUploaded) / 1000,
     downloadSeconds: (tDownloaded - tTerminal) / 1000,
+    finalizeSeconds: tFinalizing === undefined ? null : (tTerminal - tFinalizing) / 1000,
     endToEndSeconds: (tDownloaded - t0) / 1000,
     requestCounts: batch.request_counts ?? null,
     polls,

@@ -3,7 +3,7 @@
  * on the same simulator (scenarios and Barge's settings in bench/scenarios.ts). Prints a
  * table and writes every figure to .barge/bench/results-<timestamp>.json.
  *
- *   npm run bench                 every scenario: sim a b c d e f
+ *   npm run bench                 every scenario: sim a b c d e f m1 m2
  *   npm run bench -- b c          some of them (or BENCH_SCENARIOS="b,c")
  *   BENCH_SCALE=0.05              request counts x 0.05, for a quick iteration
  *   BENCH_TIMEOUT_S=900           a batch still running after this is cancelled (and reported)
@@ -37,7 +37,7 @@ import { describeSimulatorBench, runSimulatorBench, type SimulatorBenchResult } 
 import { buildWorkload, checkFiles, type FileCheck, type Workload } from './workload';
 
 const ROOT = join(__dirname, '..', '..');
-const ALL: ScenarioId[] = ['sim', 'a', 'b', 'c', 'd', 'e', 'f'];
+const ALL: ScenarioId[] = ['sim', 'a', 'b', 'c', 'd', 'e', 'f', 'm1', 'm2'];
 const MIN_REQUESTS = 100;
 
 interface Options {
@@ -59,7 +59,7 @@ function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
     console.log(
       `  sim  the simulator alone (${SIMULATOR_BENCH.requests} requests, ${SIMULATOR_BENCH.concurrency} clients)`,
     );
-    for (const s of SCENARIOS) console.log(`  ${s.id}    ${s.requests} requests, ${s.title}`);
+    for (const s of SCENARIOS) console.log(`  ${s.id.padEnd(4)} ${s.requests} requests, ${s.title}`);
     console.log(
       '\nnpm run bench -- [SCENARIO...] [--scale F]; env BENCH_SCENARIOS, BENCH_SCALE, BENCH_TIMEOUT_S, BENCH_WARMUP',
     );
@@ -132,6 +132,9 @@ interface BargeRun extends Omit<BatchRun, 'output' | 'errors'> {
   requestsPerSecond: number;
   endToEndRequestsPerSecond: number;
   check: FileCheck;
+  /** Sizes of the downloaded output and error files. */
+  outputBytes: number;
+  errorBytes: number;
   /** CPU seconds over upload start to download end, per process tree. */
   cpuSeconds: Record<string, number>;
   /** API + worker + Postgres CPU seconds per 1,000 requests. */
@@ -148,7 +151,7 @@ interface Goal {
   goal: string;
   value: number | null;
   /** How value reads: a ratio ("x"), a share ("%"), a count, or yes/no ("check"). */
-  unit: 'x' | '%' | 'req/s' | 'in flight' | 'check';
+  unit: 'x' | '%' | 'req/s' | 'in flight' | 'MiB' | 'check';
   met: boolean | null;
   /** Set when the batch hit BENCH_TIMEOUT_S: value is then a lower bound. */
   timedOut?: boolean;
@@ -239,7 +242,7 @@ async function bargeRun(
     if (warmup > 0 && !scenario.congestion) {
       const started = performance.now();
       const lines = buildWorkload(`${name}-warmup`, warmup, { kind: 'fixed', ms: 0 });
-      const run = await runBatch(barge.client, lines.jsonl, `${name}-warmup`, timeoutMs);
+      const run = await runBatch(barge.client, lines, `${name}-warmup`, timeoutMs);
       if (run.status !== 'completed') throw new Error(`warm-up batch ended ${run.status}`);
       warmupSeconds = (performance.now() - started) / 1000;
     }
@@ -254,7 +257,7 @@ async function bargeRun(
       simulator: sim.pid,
     };
     const cpuBefore = Object.fromEntries(Object.entries(trees).map(([k, pid]) => [k, treeCpuSeconds(pid)]));
-    const run = await runBatch(barge.client, workload.jsonl, name, timeoutMs);
+    const run = await runBatch(barge.client, workload, name, timeoutMs);
     const cpuSeconds = Object.fromEntries(
       Object.entries(trees).map(([k, pid]) => [k, treeCpuSeconds(pid) - cpuBefore[k]]),
     );
@@ -268,6 +271,8 @@ async function bargeRun(
       requestsPerSecond: requests / run.createToTerminalSeconds,
       endToEndRequestsPerSecond: requests / run.endToEndSeconds,
       check,
+      outputBytes: Buffer.byteLength(run.output),
+      errorBytes: Buffer.byteLength(run.errors),
       cpuSeconds,
       cpuSecondsPer1000: ((cpuSeconds.api + cpuSeconds.worker + cpuSeconds.postgres) / requests) * 1000,
       peakRssMiB: peakRss,
@@ -305,7 +310,10 @@ function showGoal(g: Goal): string {
 
 async function runScenario(ctx: Context, scenario: Scenario): Promise<ScenarioResult> {
   const requests = Math.max(MIN_REQUESTS, Math.round(scenario.requests * ctx.options.scale));
-  const clean = buildWorkload(scenario.id, requests, scenario.latency);
+  // The direct client and its warm-up send chat bodies to the chat endpoint only.
+  if (scenario.direct && scenario.request)
+    throw new Error(`${scenario.id}: no direct run for custom requests`);
+  const clean = buildWorkload(scenario.id, requests, scenario.latency, undefined, scenario.request);
   const capacity = scenario.congestion?.capacity ?? scenario.concurrency;
   const perRequestMs = clean.meanLatencyMs * (1 + (scenario.congestion?.slowdown ?? 0));
   const idealSeconds = perRequestMs > 0 ? (requests * perRequestMs) / capacity / 1000 : null;
@@ -347,7 +355,13 @@ async function runScenario(ctx: Context, scenario: Scenario): Promise<ScenarioRe
     );
     let faulty: BargeRun | undefined;
     if (scenario.faults) {
-      const workload = buildWorkload(`${scenario.id}-faulty`, requests, scenario.latency, scenario.faults);
+      const workload = buildWorkload(
+        `${scenario.id}-faulty`,
+        requests,
+        scenario.latency,
+        scenario.faults,
+        scenario.request,
+      );
       log(`  ${scenario.id}: Barge with faults ${JSON.stringify(workload.faultCounts)}`);
       faulty = await bargeRun(ctx, scenario, sim, workload, 'faulty');
       result.runs.barge_faulty = faulty;
@@ -401,6 +415,10 @@ async function runScenario(ctx: Context, scenario: Scenario): Promise<ScenarioRe
       const max = GOALS.maxFaultSlowdown;
       const g = goal(`faulty <= ${max}x clean`, 'x', result.ratios.faultyOverClean ?? null, (v) => v <= max);
       goals.push(timedOut(g, faulty));
+    }
+    const maxRss = GOALS.maxWorkerRssMiB[scenario.id];
+    if (maxRss !== undefined) {
+      goals.push(goal(`worker peak RSS < ${maxRss} MiB`, 'MiB', barge.peakRssMiB.worker, (v) => v < maxRss));
     }
     if (scenario.congestion) {
       const { min, max } = GOALS.sustainedInFlight;
@@ -626,6 +644,12 @@ async function main(): Promise<void> {
     if (r.id === 'f' && f) {
       console.log(
         `  f: 429s by cause ${JSON.stringify(f.simulator.rateLimited)}, peak in flight ${f.simulator.peakInFlight}`,
+      );
+    }
+    if (GOALS.maxWorkerRssMiB[r.id] !== undefined && f) {
+      console.log(
+        `  ${r.id}: output file ${fmt(f.outputBytes / 1024 ** 2, 1)} MiB, error file ${f.errorBytes} bytes; ` +
+          `finalize ${fmt(f.finalizeSeconds)} s (polled; phases ${JSON.stringify(f.phases)}), download ${fmt(f.downloadSeconds)} s`,
       );
     }
   }

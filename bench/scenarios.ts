@@ -3,8 +3,9 @@
  * Barge settings each runs with. Sizes are at BENCH_SCALE=1; goals are reported, never
  * enforced (a missed goal is a finding, not a failure).
  */
+import type { BatchCreateParams } from 'openai/resources/batches';
 
-export type ScenarioId = 'sim' | 'a' | 'b' | 'c' | 'd' | 'e' | 'f';
+export type ScenarioId = 'sim' | 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'm1' | 'm2';
 
 /** Upstream latency per request, set per line with `simulate.latency_ms` so every run sees the same draws. */
 export type LatencyModel =
@@ -22,6 +23,12 @@ export interface FaultMix {
   resetOnce: number;
 }
 
+/** What each line asks for: the endpoint, and the body of line i (the workload adds its `simulate`). */
+export interface RequestShape {
+  endpoint: BatchCreateParams['endpoint'];
+  body(i: number): Record<string, unknown>;
+}
+
 export interface Scenario {
   id: ScenarioId;
   title: string;
@@ -29,8 +36,10 @@ export interface Scenario {
   /** The direct client's concurrency, and the concurrency in Barge's ideal time. */
   concurrency: number;
   latency: LatencyModel;
-  /** Whether the same lines also run through the direct client. */
+  /** Whether the same lines also run through the direct client (chat lines only). */
   direct: boolean;
+  /** The lines' endpoint and bodies; absent, the short chat questions of the throughput scenarios. */
+  request?: RequestShape;
   /** Runs a second Barge batch with this fault mix and compares it with the clean one. */
   faults?: FaultMix;
   /** The simulator's congestion model (its flags); the ideal time then uses its capacity. */
@@ -101,7 +110,46 @@ export const SCENARIOS: readonly Scenario[] = [
     direct: false,
     congestion: { capacity: 100, slowdown: 0.5 },
   },
+  {
+    id: 'm1',
+    title: 'chat requests of 1 MB each, 200 ms upstream (memory)',
+    requests: 200,
+    concurrency: 256,
+    latency: { kind: 'fixed', ms: 200 },
+    direct: false,
+    request: {
+      endpoint: '/v1/chat/completions',
+      body: (i) => ({
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: `Document ${i}. ${megabyteOfText()}` }],
+      }),
+    },
+  },
+  {
+    id: 'm2',
+    title: 'embeddings with 1 MB answers (7 inputs x 8192 dimensions), 200 ms upstream (memory)',
+    requests: 200,
+    concurrency: 256,
+    latency: { kind: 'fixed', ms: 200 },
+    direct: false,
+    request: {
+      endpoint: '/v1/embeddings',
+      body: (i) => ({
+        model: 'text-embedding-3-small',
+        input: Array.from({ length: 7 }, (_, k) => `Passage ${k} of request ${i}.`),
+        dimensions: 8192,
+      }),
+    },
+  },
 ];
+
+let megabyte: string | undefined;
+/** About 1 MB of plain ASCII prose (nothing JSON must escape), built once. */
+function megabyteOfText(): string {
+  const sentence = 'The quick brown fox jumps over the lazy dog while the batch waits. ';
+  megabyte ??= sentence.repeat(Math.ceil(1_000_000 / sentence.length)).slice(0, 1_000_000);
+  return megabyte;
+}
 
 /**
  * Barge's settings per scenario, the one place to update when Barge's tunables change.
@@ -119,6 +167,9 @@ export const BARGE_SETTINGS: Record<Exclude<ScenarioId, 'sim'>, BargeSettings> =
   d: { upstreamLimits: { maxConcurrency: 1000 }, config: {} },
   e: { upstreamLimits: { maxConcurrency: 256 }, config: {} },
   f: { upstreamLimits: { maxConcurrency: 400 }, config: {} },
+  // The defaults (batches.chunkMaxBytes, worker.maxChunkBytesInMemory, ...) are what is measured.
+  m1: { upstreamLimits: { maxConcurrency: 256 }, config: {} },
+  m2: { upstreamLimits: { maxConcurrency: 256 }, config: {} },
 };
 
 /** The simulator's own throughput (bench/simulator.bench.ts): requests at scale 1, and its clients. */
@@ -137,4 +188,6 @@ export const GOALS = {
   /** (f): sustained in-flight at the simulator, and share of its answers that were 429. */
   sustainedInFlight: { min: 80, max: 110 },
   max429Share: 0.05,
+  /** (m1), (m2): peak RSS (VmHWM) of the worker, MiB (issue 11: "below 512 MB"). */
+  maxWorkerRssMiB: { m1: 512, m2: 512 } as Partial<Record<ScenarioId, number>>,
 };

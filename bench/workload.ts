@@ -4,14 +4,22 @@
  * line's `simulate` directive, so every run of a scenario sees the same upstream.
  */
 import { mulberry32, normal } from '../src/simulator/latency';
-import type { FaultMix, LatencyModel } from './scenarios';
+import type { FaultMix, LatencyModel, RequestShape } from './scenarios';
 
 export const ENDPOINT = '/v1/chat/completions';
 export const MODEL = 'gpt-4o-mini';
 
+/** The throughput scenarios' lines: one short chat question each (unchanged, so figures stay comparable). */
+export const CHAT_REQUESTS: RequestShape = {
+  endpoint: ENDPOINT,
+  body: (i) => ({ model: MODEL, messages: [{ role: 'user', content: `Question number ${i}?` }] }),
+};
+
 export type Destination = 'output' | 'error';
 
 export interface Workload {
+  /** The endpoint of every line, and of the batch. */
+  endpoint: RequestShape['endpoint'];
   /** The batch input file. */
   jsonl: Buffer;
   /** Request bodies in line order, as the direct client sends them. */
@@ -56,6 +64,7 @@ export function buildWorkload(
   requests: number,
   latency: LatencyModel,
   faults?: FaultMix,
+  request: RequestShape = CHAT_REQUESTS,
   seed = 12345,
 ): Workload {
   // Separate streams, so adding faults does not change the latencies of a scenario.
@@ -79,18 +88,20 @@ export function buildWorkload(
       destination = fault.destination;
     }
     const body = {
-      model: MODEL,
-      messages: [{ role: 'user', content: `Question number ${i}?` }],
+      ...request.body(i),
       ...(Object.keys(simulate).length > 0 ? { simulate } : {}),
     };
     const customId = `${name}-${i}`;
     const bodyJson = JSON.stringify(body);
-    lines.push(`{"custom_id":"${customId}","method":"POST","url":"${ENDPOINT}","body":${bodyJson}}\n`);
+    lines.push(
+      `{"custom_id":"${customId}","method":"POST","url":"${request.endpoint}","body":${bodyJson}}\n`,
+    );
     bodies.push(Buffer.from(bodyJson));
     customIds.push(customId);
     expected.push(destination);
   }
   return {
+    endpoint: request.endpoint,
     jsonl: Buffer.from(lines.join('')),
     bodies,
     customIds,
