@@ -3,13 +3,14 @@ import { APP_FILTER, DiscoveryModule } from '@nestjs/core';
 import { AuthModule } from './auth/auth.module';
 import { BatchesModule } from './batches/api/batches.module';
 import { OpenAIErrorFilter } from './common/openai-error';
+import { ConsoleModule } from './console/console.module';
 import { CoreModule } from './core.module';
 import { FilesModule } from './files/files.module';
 import { HealthController } from './health/health.controller';
 
 @Module({
   // DiscoveryModule: the error filter reads the route table to answer 405 for a wrong method.
-  imports: [CoreModule, AuthModule, FilesModule, BatchesModule, DiscoveryModule],
+  imports: [CoreModule, AuthModule, FilesModule, BatchesModule, DiscoveryModule, ConsoleModule],
   controllers: [HealthController],
   providers: [{ provide: APP_FILTER, useClass: OpenAIErrorFilter }],
 })

@@ -9,10 +9,18 @@ const NO_KEY =
   "You didn't provide an API key. You need to provide your API key in an Authorization header " +
   'using Bearer auth (i.e. Authorization: Bearer YOUR_KEY). Operators create keys with `barge keys create`.';
 
-/** Paths anyone may call: the health checks that load balancers and orchestrators poll. */
-const PUBLIC_PATHS = new Set(['/healthz', '/readyz']);
+/**
+ * Paths anyone may call: the health checks that load balancers and orchestrators poll, the
+ * API's description, and the pages of the console and the docs (static files holding no data:
+ * the console's script calls /v1 with the key the user signs in with).
+ */
+const PUBLIC_PATHS = new Set(['/healthz', '/readyz', '/v1/openapi.json']);
+const PUBLIC_PREFIXES = ['/console', '/docs'];
 
-const isPublic = (path: string) => PUBLIC_PATHS.has(path.toLowerCase().replace(/\/+$/, ''));
+const isPublic = (path: string) => {
+  const p = path.toLowerCase().replace(/\/+$/, '');
+  return PUBLIC_PATHS.has(p) || PUBLIC_PREFIXES.some((prefix) => p === prefix || p.startsWith(`${prefix}/`));
+};
 
 /**
  * Admits requests carrying a live API key (`Authorization: Bearer sk-barge-...`) and records
