@@ -352,55 +352,65 @@ class BatchCard {
     this.message.classList.toggle('error', isError);
   }
 
-  async download(kind) {
+  /**
+   * Runs one action of a button, once at a time. The button is marked aria-disabled, not
+   * disabled: a disabled button drops the keyboard focus.
+   */
+  async busy(button, action) {
+    if (button.getAttribute('aria-disabled') === 'true') return;
+    button.setAttribute('aria-disabled', 'true');
+    try {
+      await action();
+    } finally {
+      button.removeAttribute('aria-disabled');
+    }
+  }
+
+  download(kind) {
     const fileId = kind === 'output' ? this.batch.output_file_id : this.batch.error_file_id;
-    const button = kind === 'output' ? this.outputButton : this.errorButton;
-    button.disabled = true;
-    this.say(`Downloading the ${kind} file…`);
-    try {
-      const name = await saveFile(fileId, `${this.id}_${kind}.jsonl`);
-      this.say(`Downloaded ${name}.`);
-    } catch (err) {
-      handleFailure(err, (m) => this.say(`Download failed: ${m}`, true));
-    } finally {
-      button.disabled = false;
-    }
-  }
-
-  async cancel() {
-    this.cancelButton.disabled = true;
-    this.say('Cancelling…');
-    try {
-      this.update(await apiJson('POST', `${batchPath(this.id)}/cancel`));
-      this.say('Cancel requested: requests in flight stop, finished results are kept.');
-      poller.soon();
-    } catch (err) {
-      handleFailure(err, (m) => this.say(`Cancel failed: ${m}`, true));
-    } finally {
-      this.cancelButton.disabled = false;
-    }
-  }
-
-  async retry() {
-    this.retryButton.disabled = true;
-    this.say('Creating a batch of the failed requests…');
-    try {
-      const retried = await apiJson('POST', `${batchPath(this.id)}/retry`, {
-        json: { include: ['failed', 'expired', 'cancelled'] },
-        headers: { 'Idempotency-Key': idempotencyKey() },
-      });
-      location.assign(consolePath(retried.id));
-    } catch (err) {
-      if (err.status === 404 && err.code === 'unknown_url') {
-        this.retryAllowed = false;
-        this.updateActions();
-        this.say('This server cannot retry batches.', true);
-      } else {
-        handleFailure(err, (m) => this.say(`Retry failed: ${m}`, true));
+    return this.busy(kind === 'output' ? this.outputButton : this.errorButton, async () => {
+      this.say(`Downloading the ${kind} file…`);
+      try {
+        const name = await saveFile(fileId, `${this.id}_${kind}.jsonl`);
+        this.say(`Downloaded ${name}.`);
+      } catch (err) {
+        handleFailure(err, (m) => this.say(`Download failed: ${m}`, true));
       }
-    } finally {
-      this.retryButton.disabled = false;
-    }
+    });
+  }
+
+  cancel() {
+    return this.busy(this.cancelButton, async () => {
+      this.say('Cancelling…');
+      try {
+        this.update(await apiJson('POST', `${batchPath(this.id)}/cancel`));
+        this.say('Cancel requested: requests in flight stop, finished results are kept.');
+        poller.soon();
+      } catch (err) {
+        handleFailure(err, (m) => this.say(`Cancel failed: ${m}`, true));
+      }
+    });
+  }
+
+  retry() {
+    return this.busy(this.retryButton, async () => {
+      this.say('Creating a batch of the failed requests…');
+      try {
+        const retried = await apiJson('POST', `${batchPath(this.id)}/retry`, {
+          json: { include: ['failed', 'expired', 'cancelled'] },
+          headers: { 'Idempotency-Key': idempotencyKey() },
+        });
+        location.assign(consolePath(retried.id));
+      } catch (err) {
+        if (err.status === 404 && err.code === 'unknown_url') {
+          this.retryAllowed = false;
+          this.updateActions();
+          this.say('This server cannot retry batches.', true);
+        } else {
+          handleFailure(err, (m) => this.say(`Retry failed: ${m}`, true));
+        }
+      }
+    });
   }
 }
 
