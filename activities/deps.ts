@@ -1,5 +1,6 @@
 import type { BatchRepository } from '../src/batches/store/batch.repository';
 import type { WorkRepository } from '../src/batches/store/work.repository';
+import type { ByteBudget } from '../src/batches/dispatch/byte-budget';
 import type { Finalizer } from '../src/batches/finalize/finalizer';
 import type { BargeConfig } from '../src/config/config';
 import type { FileStore } from '../src/files/file-store';
@@ -21,5 +22,7 @@ export interface ActivityDeps {
   storage: ObjectStorage;
   gateway: UpstreamGateway;
   finalizer: Finalizer;
+  /** Input bytes of chunks held in memory at once, shared by every chunk on this worker. */
+  chunkMemory: ByteBudget;
   clock: Clock;
 }

@@ -25,6 +25,7 @@ export function createDispatchActivities({
   files,
   storage,
   gateway,
+  chunkMemory,
   clock,
 }: ActivityDeps) {
   const { chunkClaimTtlMs, recordGiveUpMs } = config.batches;
@@ -68,6 +69,7 @@ export function createDispatchActivities({
         ctx.heartbeat(checkpoint());
         const token = `${ctx.info.workflowExecution?.runId}/${ctx.info.activityId}/${ctx.info.attempt}/${randomBytes(4).toString('hex')}`;
         let renew: NodeJS.Timeout | undefined;
+        let release: (() => void) | undefined;
         try {
           while (!(await work.claimChunk(batchId, chunkIndex, token, chunkClaimTtlMs))) {
             if (abort.signal.aborted) throw new CancelledFailure('chunk cancelled');
@@ -91,6 +93,16 @@ export function createDispatchActivities({
           if (answered.size >= chunk.requestCount) return { end: 'done', recorded: 0, unanswered: 0 };
           const input = await files.inputObject(batch.inputFileId);
           if (!input) throw new PoisonInput(`the input file ${batch.inputFileId} of ${batchId} is gone`);
+          // The chunk's requests stay in memory while it runs: within the worker's budget.
+          const stopped = AbortSignal.any([abort.signal, drain.signal]);
+          const releaseMemory = await chunkMemory
+            .acquire(chunk.byteEnd - chunk.byteStart, stopped)
+            .catch(() => null);
+          if (!releaseMemory) {
+            if (abort.signal.aborted) throw new CancelledFailure('chunk cancelled');
+            return { end: 'drained', recorded: 0, unanswered: chunk.requestCount - answered.size };
+          }
+          release = releaseMemory;
           const contents = await readChunk(storage, input.objectKey, chunk, answered);
 
           run = new ChunkRun(
@@ -115,6 +127,7 @@ export function createDispatchActivities({
           }
           return report;
         } finally {
+          release?.();
           clearInterval(heartbeat);
           clearInterval(renew);
           ctx.cancellationSignal.removeEventListener('abort', onCancel);

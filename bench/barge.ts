@@ -142,8 +142,23 @@ export async function startBarge(options: BargeInstanceOptions, apiKey: string):
   const { path, port, config } = await writeConfig(options);
   const env = bargeEnv(path);
   const log = (what: string): string => join(options.workDir, `${options.name}-${what}.log`);
-  const worker = startNode(join(options.root, 'dist', 'src', 'worker.js'), [], env, log('worker'));
-  const api = startNode(join(options.root, 'dist', 'src', 'main.js'), [], env, log('api'));
+  // BENCH_CPU_PROF=DIR: V8 CPU profiles of the worker and the API (written when they stop).
+  const profile = (what: string): string[] =>
+    process.env.BENCH_CPU_PROF
+      ? [
+          '--cpu-prof',
+          `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`,
+          `--cpu-prof-name=${options.name}-${what}.cpuprofile`,
+        ]
+      : [];
+  const worker = startNode(
+    join(options.root, 'dist', 'src', 'worker.js'),
+    [],
+    env,
+    log('worker'),
+    profile('worker'),
+  );
+  const api = startNode(join(options.root, 'dist', 'src', 'main.js'), [], env, log('api'), profile('api'));
   const stop = async (): Promise<void> => {
     await Promise.all([api.stop(15_000), worker.stop(30_000)]);
   };

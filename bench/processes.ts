@@ -110,9 +110,18 @@ export interface Started {
   stop(graceMs?: number): Promise<void>;
 }
 
-/** Starts `node <entry> <args>` with exactly `env`, its output appended to `logPath`. */
-export function startNode(entry: string, args: string[], env: NodeJS.ProcessEnv, logPath: string): Started {
-  const child = spawn(process.execPath, [entry, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts `node [nodeArgs] <entry> <args>` with exactly `env`, its output appended to `logPath`. */
+export function startNode(
+  entry: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  logPath: string,
+  nodeArgs: string[] = [],
+): Started {
+  const child = spawn(process.execPath, [...nodeArgs, entry, ...args], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   if (child.pid === undefined) throw new Error(`could not start ${entry}`);
   const log = createWriteStream(logPath, { flags: 'a' });
   let output = '';

@@ -8,6 +8,7 @@
  *   BENCH_SCALE=0.05              request counts x 0.05, for a quick iteration
  *   BENCH_TIMEOUT_S=900           a batch still running after this is cancelled (and reported)
  *   BENCH_WARMUP=1000             requests of a warm-up batch per Barge instance; 0 = none
+ *   BENCH_CPU_PROF=DIR            write V8 CPU profiles of Barge's worker and API into DIR
  *
  * scripts/bench.sh starts the local profile's Postgres, Temporal and MinIO and builds dist/;
  * this program starts its own simulator, API and worker per run, with their own config.

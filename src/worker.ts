@@ -3,6 +3,7 @@ import { NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@t
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createActivities } from '../activities';
+import { ByteBudget } from './batches/dispatch/byte-budget';
 import { readChunk } from './batches/dispatch/chunk-reader';
 import { Finalizer } from './batches/finalize/finalizer';
 import { Reconciler } from './batches/reconcile/reconciler';
@@ -61,6 +62,7 @@ async function main(): Promise<void> {
     storage,
     gateway,
     finalizer,
+    chunkMemory: new ByteBudget(config.worker.maxChunkBytesInMemory),
     clock: systemClock,
   });
   const connection = await NativeConnection.connect({ address: config.temporal.address });

@@ -123,6 +123,12 @@ const configSchema = z.object({
     .object({
       /** Chunk activities one worker runs at once (each holds its chunk in memory). */
       maxConcurrentChunks: positiveInt.default(200),
+      /**
+       * Input bytes of chunks one worker holds in memory at once (every batch's chunks share
+       * it; a chunk waits for room before it reads its requests). Worker memory is about
+       * three times this plus the answers in flight: see docs/operations.md.
+       */
+      maxChunkBytesInMemory: positiveInt.default(96 * MB),
       /** Validation and finalize activities one worker runs at once. */
       maxConcurrentBookkeeping: positiveInt.default(20),
       /** How often the worker looks for batches whose workflow is gone (the reconciler). */
@@ -194,6 +200,7 @@ export const ENV_VARS: Record<string, string> = {
   BARGE_RECORD_GIVE_UP_MS: 'batches.recordGiveUpMs',
   BARGE_WORKER_MAX_CONCURRENT_CHUNKS: 'worker.maxConcurrentChunks',
   BARGE_WORKER_MAX_CONCURRENT_BOOKKEEPING: 'worker.maxConcurrentBookkeeping',
+  BARGE_WORKER_MAX_CHUNK_BYTES_IN_MEMORY: 'worker.maxChunkBytesInMemory',
   BARGE_RECONCILE_INTERVAL_MS: 'worker.reconcileIntervalMs',
   BARGE_RECONCILE_GRACE_MS: 'worker.reconcileGraceMs',
   BARGE_SIMULATOR_URL: 'simulatorUrl',

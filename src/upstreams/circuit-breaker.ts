@@ -23,7 +23,8 @@ const PROBE_POLL_MS = 100;
  * weather; the retries handle it, and opening on five failures in a row at high concurrency
  * would stop all traffic for the cool-down again and again). Open: nothing passes for
  * `cooldownMs`, so traffic moves to the next upstream serving the model. Then half-open: a
- * single probe passes; its success closes the circuit, its failure reopens it.
+ * single probe passes; its success closes the circuit, its failure reopens it. Only first
+ * attempts count (the gateway says which): retries are requests that failed already.
  * Per process rather than shared: each worker learns of an outage after a handful of its
  * own requests, which costs less than a database round trip per attempt.
  */
@@ -73,7 +74,11 @@ export class CircuitBreaker {
     return this.probing ? Math.max(halfOpenAt, this.clock.now() + PROBE_POLL_MS) : halfOpenAt;
   }
 
-  record(pass: BreakerPass, health: Health): void {
+  /**
+   * The health an attempt showed. `counts`: whether it joins the failure-rate window (a probe
+   * always decides, whatever it is).
+   */
+  record(pass: BreakerPass, health: Health, counts = true): void {
     if (pass.probe) {
       this.probing = false;
       if (health === 'healthy') this.close();
@@ -81,7 +86,7 @@ export class CircuitBreaker {
       return;
     }
     // Answers to requests let through before the circuit opened say nothing about now.
-    if (this.openedAt !== null || health === 'unknown') return;
+    if (this.openedAt !== null || health === 'unknown' || !counts) return;
     this.remember(health === 'unhealthy');
     const seen = this.recent.length;
     if (this.failures >= this.threshold && this.failures >= this.failureRate * seen) this.open();

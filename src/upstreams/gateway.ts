@@ -208,7 +208,7 @@ export class HttpUpstreamGateway implements UpstreamGateway {
       const { runtime, pass } = chosen;
       let attempt: AttemptResponse | null;
       try {
-        attempt = await this.attempt(runtime, pass, call, model, body, tokens, signals);
+        attempt = await this.attempt(runtime, pass, call, model, body, tokens, signals, attempts > 0);
       } catch (error) {
         throw withAttempts(error, attempts);
       }
@@ -280,6 +280,7 @@ export class HttpUpstreamGateway implements UpstreamGateway {
     body: string,
     tokens: number,
     signals: { send: AbortSignal; wait: AbortSignal },
+    retry: boolean,
   ): Promise<AttemptResponse | null> {
     const { upstream, breaker, limiter, transport } = runtime;
     let outcome: AttemptResponse | null = null;
@@ -320,7 +321,9 @@ export class HttpUpstreamGateway implements UpstreamGateway {
       }
       return outcome;
     } finally {
-      breaker.record(pass, outcome ? healthOf(outcome) : 'unknown');
+      // Only first attempts tell the upstream's health: retries are the requests that failed
+      // already, so near a batch's end they are most of the traffic whatever the upstream's state.
+      breaker.record(pass, outcome ? healthOf(outcome) : 'unknown', !retry);
     }
   }
 

@@ -117,6 +117,13 @@ describe('circuit breaker', () => {
     expect(attempts).toBe(8); // five failures among eight
   });
 
+  it('leaves retries out of the failure rate: the requests that failed already are no news', () => {
+    const breaker = new CircuitBreaker(5, 1000, new FakeClock());
+    // The tail of a batch: only requests that failed before are left, and they fail again.
+    for (let i = 0; i < 50; i++) breaker.record(breaker.tryPass()!, 'unhealthy', false);
+    expect(breaker.state).toBe('closed');
+  });
+
   it('ignores answers to requests let through before the circuit opened', () => {
     const clock = new FakeClock();
     const breaker = new CircuitBreaker(1, 1000, clock);

@@ -102,7 +102,10 @@ describe('upstream API keys', () => {
         await gateway.call(callOf({ provider: fromFile })),
         // 500s are retried; the last one is returned.
         await gateway.call(callOf({ provider: fromEnv, requestId: 'x:boom' })),
-        // Connection refused; the circuit opens and is logged.
+        // Connection refused twice (only first attempts count toward the circuit's failure
+        // rate, so two calls): the circuit opens on the second and is logged, and that call's retry
+        // is not sent (unanswered, for a later attempt of the chunk).
+        await gateway.call(callOf({ provider: down })),
         await gateway.call(callOf({ provider: down })),
       ];
       expect(echo.seen).toEqual([
@@ -113,7 +116,7 @@ describe('upstream API keys', () => {
       ]);
       expect(
         results.map((r) => (r.kind === 'http' ? r.status : r.kind === 'error' ? r.code : r.kind)),
-      ).toEqual([401, 401, 500, 'upstream_connection_error']);
+      ).toEqual([401, 401, 500, 'upstream_connection_error', 'unanswered']);
       expect(results[0]).toMatchObject({
         body: { error: { message: 'Incorrect API key provided: Bearer [redacted]' } },
       });

@@ -358,6 +358,10 @@ describe('batch workflow on the time-skipping test server', () => {
       'a cancel (%s) in the workflow task where continue-as-new is suggested: cancelled, chunks acknowledge before finalize',
       async (kind) => {
         const fourth = new Gate();
+        // Chunks 4-6 stay silent until the workflow worker is stopped: the test server turns a
+        // heartbeat landing during a workflow task into one more task, and a task handed to a
+        // worker as it stops times out and loses the events buffered meanwhile (chunk 3's end).
+        const heartbeats = new Gate();
         const s = await scenarios.start(
           `cancel at continue-as-new ${kind}`,
           {
@@ -365,6 +369,7 @@ describe('batch workflow on the time-skipping test server', () => {
             onChunk: async (run) => {
               if (run.chunkIndex < 3) return paddedReport();
               if (run.chunkIndex === 3) return run.until(fourth).then(paddedReport);
+              await run.until(heartbeats);
               // Recording what they finished takes a while: finalize must wait for it.
               return run.untilCancelled({ acknowledgeAfterMs: 1_000 });
             },
@@ -375,7 +380,12 @@ describe('batch workflow on the time-skipping test server', () => {
           'chunks 0-2 done, 3-6 running',
           async () => running(s.calls('dispatchChunk')).length === 4 && s.calls('dispatchChunk').length === 7,
         );
+        await s.waitForHistory(
+          'chunks 4-6 scheduled, the workflow idle',
+          (events) => scheduledChunks(events).length === 7 && isIdle(events),
+        );
         await s.pauseWorkflows();
+        heartbeats.open();
         fourth.open();
         await s.waitForHistory('chunk 3 completed', (events) => completedChunks(events).length === 4);
         const { answer } = await sendWhilePaused(s, kind);

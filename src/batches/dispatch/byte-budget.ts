@@ -1,0 +1,63 @@
+/**
+ * A worker-wide budget of bytes held in memory, first come first served: the chunk activities
+ * of every batch on a worker share it, so the input bytes in memory at once stay bounded
+ * whatever the number of batches, windows and activity slots. A claim larger than the whole
+ * budget is let in alone (when nothing else is held), so it can never wait forever.
+ */
+export class ByteBudget {
+  private used = 0;
+  private readonly waiting: { bytes: number; admit: () => void }[] = [];
+
+  constructor(readonly limit: number) {}
+
+  get inUse(): number {
+    return this.used;
+  }
+
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  /** Waits until `bytes` fit; resolves with the function that gives them back. */
+  acquire(bytes: number, signal?: AbortSignal): Promise<() => void> {
+    return new Promise((resolve, reject) => {
+      const grant = (): void => {
+        this.used += bytes;
+        let released = false;
+        resolve(() => {
+          if (released) return;
+          released = true;
+          this.used -= bytes;
+          this.admit();
+        });
+      };
+      if (this.waiting.length === 0 && this.fits(bytes)) {
+        grant();
+        return;
+      }
+      const entry = {
+        bytes,
+        admit: () => {
+          signal?.removeEventListener('abort', onAbort);
+          grant();
+        },
+      };
+      const onAbort = (): void => {
+        const at = this.waiting.indexOf(entry);
+        if (at !== -1) this.waiting.splice(at, 1);
+        reject(signal!.reason ?? new Error('aborted'));
+        this.admit();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(entry);
+    });
+  }
+
+  private fits(bytes: number): boolean {
+    return this.used + bytes <= this.limit || this.used === 0;
+  }
+
+  private admit(): void {
+    while (this.waiting.length > 0 && this.fits(this.waiting[0].bytes)) this.waiting.shift()!.admit();
+  }
+}
