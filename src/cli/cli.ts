@@ -2,18 +2,36 @@ import { parseArgs } from 'node:util';
 import { ApiKeyStore } from '../auth/api-key-store';
 import { ConfigError, loadConfig } from '../config/config';
 import { connectDatabase } from '../database/data-source';
+import { API_OPTIONS_USAGE, ApiError } from './api-client';
+import { BATCHES_USAGE, batchesCommand } from './batches/command';
 import { CliIO, UsageError } from './io';
 import { keysCommand } from './keys.command';
 
 export const USAGE = `Usage: barge <command>
 
+Operators (on a machine with the server's configuration):
   barge keys create --tenant NAME [--name LABEL]   create an API key (and the tenant if new);
                                                    the key is printed once, as the last line
   barge keys list [--tenant NAME] [--json]         list keys (never their secrets)
   barge keys revoke KEY_ID                         revoke a key; its next request gets 401
 
-Configuration comes from BARGE_CONFIG and BARGE_* variables, as for the API (at least
-BARGE_POSTGRES_URL, BARGE_STORAGE_*). Exit codes: 0 ok, 1 failure, 2 bad usage or configuration.`;
+  Configuration comes from BARGE_CONFIG and BARGE_* variables, as for the API (at least
+  BARGE_POSTGRES_URL, BARGE_STORAGE_*).
+
+Users (against any OpenAI-compatible Batch API, over HTTP):
+${BATCHES_USAGE}
+
+${API_OPTIONS_USAGE}
+  Progress is one line redrawn in place on a terminal, timestamped lines otherwise.
+
+Exit codes: 0 ok, 1 failure (or a watched batch that did not complete), 2 bad usage or configuration.`;
+
+/**
+ * Command groups that call a Batch API over HTTP, each in its own file, by name: they need no
+ * database, only a base URL and a key.
+ */
+type ApiCommand = (argv: string[], io: CliIO, env: Record<string, string | undefined>) => Promise<number>;
+const API_COMMANDS: Record<string, ApiCommand> = { batches: batchesCommand };
 
 const OPTIONS = {
   tenant: { type: 'string' },
@@ -23,7 +41,31 @@ const OPTIONS = {
 } as const;
 
 /** Runs one CLI invocation and returns its exit code. */
-export async function runCli(argv: string[], io: CliIO): Promise<number> {
+export async function runCli(
+  argv: string[],
+  io: CliIO,
+  env: Record<string, string | undefined> = {},
+): Promise<number> {
+  const apiCommand =
+    argv[0] !== undefined && Object.hasOwn(API_COMMANDS, argv[0]) ? API_COMMANDS[argv[0]] : null;
+  if (apiCommand) {
+    if (argv.includes('--help') || argv.includes('-h')) {
+      io.out(USAGE);
+      return 0;
+    }
+    try {
+      return await apiCommand(argv.slice(1), io, env);
+    } catch (err) {
+      if (err instanceof UsageError) return usageError(io, err.message);
+      if (err instanceof ApiError) {
+        io.err(
+          `barge: ${err.message}${err.status ? ` (HTTP ${err.status}${err.code ? `, ${err.code}` : ''})` : ''}`,
+        );
+        return 1;
+      }
+      throw err;
+    }
+  }
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
