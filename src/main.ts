@@ -7,6 +7,7 @@ import { AppModule } from './app.module';
 import { ApiKeyGuard } from './auth/api-key.guard';
 import { BargeHttpAdapter, bodyDeadline, bodyParserErrors } from './common/http-server';
 import { ConfigError, loadConfig } from './config/config';
+import { setupOpenApi } from './openapi/openapi';
 
 async function bootstrap(): Promise<void> {
   let config;
@@ -30,6 +31,7 @@ async function bootstrap(): Promise<void> {
   app.use(app.get(ApiKeyGuard).middleware());
   // JSON bodies are small (batch creation); uploads are multipart and streamed, never parsed here.
   app.use(json({ limit: '1mb' }), bodyParserErrors);
+  setupOpenApi(app);
   app.enableShutdownHooks();
   await app.listen(config.api.port, config.api.host);
   Logger.log(`listening on http://${config.api.host}:${config.api.port}`, 'barge-api');

@@ -1,10 +1,22 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, UseGuards } from '@nestjs/common';
+import {
+  ApiBearerAuth,
+  ApiBody,
+  ApiDefaultResponse,
+  ApiHeader,
+  ApiOkResponse,
+  ApiOperation,
+  ApiParam,
+  ApiQuery,
+  ApiTags,
+} from '@nestjs/swagger';
 import { ApiKeyGuard } from '../../auth/api-key.guard';
 import { CurrentTenant } from '../../auth/current-tenant.decorator';
 import { invalidRequest, notFound } from '../../common/openai-error';
 import { parsePageQuery } from '../../common/pagination';
 import { PathIdPipe, requireStorable } from '../../common/tenant-input';
 import { echo } from '../../common/text';
+import { ref } from '../../openapi/schemas';
 import { BatchesService } from './batches.service';
 
 /** A path batch id: one that cannot exist answers like an unknown one (as BatchesService does). */
@@ -27,6 +39,9 @@ function providerHeader(value: string | undefined): string | undefined {
   return value;
 }
 
+@ApiTags('Batches')
+@ApiBearerAuth()
+@ApiDefaultResponse({ description: "An error, in OpenAI's envelope.", schema: ref('Error') })
 @Controller('v1/batches')
 @UseGuards(ApiKeyGuard)
 export class BatchesController {
@@ -34,6 +49,19 @@ export class BatchesController {
 
   @Post()
   @HttpCode(200)
+  @ApiOperation({ summary: 'Create a batch over an uploaded JSONL file' })
+  @ApiBody({ schema: ref('CreateBatchRequest') })
+  @ApiHeader({
+    name: 'x-barge-provider',
+    required: false,
+    description: 'Barge: send every request of the batch to this configured upstream.',
+  })
+  @ApiHeader({
+    name: 'idempotency-key',
+    required: false,
+    description: 'Barge: a retried create with the same key returns the same batch.',
+  })
+  @ApiOkResponse({ description: 'The new batch (status `validating`).', schema: ref('Batch') })
   create(
     @CurrentTenant() tenant: { id: string },
     @Body() body: unknown,
@@ -45,18 +73,35 @@ export class BatchesController {
 
   /** Newest first, as OpenAI lists batches. */
   @Get()
+  @ApiOperation({ summary: 'List your batches, newest first' })
+  @ApiQuery({
+    name: 'limit',
+    required: false,
+    schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
+  })
+  @ApiQuery({ name: 'after', required: false, description: 'A batch id: the page starts after it.' })
+  @ApiOkResponse({ schema: ref('BatchList') })
   list(@CurrentTenant() tenant: { id: string }, @Query() query: Record<string, unknown>) {
     const page = parsePageQuery(query, { defaultLimit: 20, maxLimit: 100 });
     return this.batches.list(tenant.id, { ...page, order: 'desc' });
   }
 
   @Get(':id')
+  @ApiOperation({ summary: 'Retrieve a batch' })
+  @ApiParam({ name: 'id', description: 'A batch id (batch_...).' })
+  @ApiOkResponse({ schema: ref('Batch') })
   get(@CurrentTenant() tenant: { id: string }, @Param('id', BatchId) id: string) {
     return this.batches.get(tenant.id, id);
   }
 
   @Post(':id/cancel')
   @HttpCode(200)
+  @ApiOperation({
+    summary: 'Cancel a batch',
+    description: 'The batch goes to `cancelling`, then `cancelled`; results already in are kept.',
+  })
+  @ApiParam({ name: 'id', description: 'A batch id (batch_...).' })
+  @ApiOkResponse({ schema: ref('Batch') })
   cancel(@CurrentTenant() tenant: { id: string }, @Param('id', BatchId) id: string) {
     return this.batches.cancel(tenant.id, id);
   }
