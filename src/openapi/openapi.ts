@@ -1,4 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import type { SchemaObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
 import { BARGE, SCHEMAS } from './schemas';
@@ -14,6 +16,17 @@ const DESCRIPTION = `A self-hosted, OpenAI-compatible Batch API. Requests and an
 Batches API; what OpenAI's API does not have is marked \`x-barge: true\`. Every /v1 route
 needs \`Authorization: Bearer sk-barge-...\` (keys are made with \`barge keys create\`).`;
 
+/** package.json's version, found from here (src/openapi in tests, dist/src/openapi when built). */
+function bargeVersion(): string {
+  for (let dir = __dirname; dir !== dirname(dir); dir = dirname(dir)) {
+    const file = join(dir, 'package.json');
+    if (!existsSync(file)) continue;
+    const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+    if (pkg.name === 'barge' && pkg.version) return pkg.version;
+  }
+  return 'unknown';
+}
+
 /**
  * The API's OpenAPI 3.1 description, generated from the controllers' decorators, with the
  * schemas of src/openapi/schemas.ts (JSON Schema as OpenAPI 3.1 has it, so the version is
@@ -23,7 +36,7 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
   const config = new DocumentBuilder()
     .setTitle('Barge')
     .setDescription(DESCRIPTION)
-    .setVersion(process.env.npm_package_version ?? '0.1.0')
+    .setVersion(bargeVersion())
     .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'An API key: sk-barge-...' })
     .build();
   const document = SwaggerModule.createDocument(app, config);

@@ -1,12 +1,14 @@
 import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
 import { RequestMethod } from '@nestjs/common';
 import Ajv from 'ajv';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { AppModule } from '../../src/app.module';
 import { createTenantKey, uniqueTenant } from '../support/api';
 import { chatLine } from '../support/batches';
 import { guardLoopback, launchChromium, pageProblems } from '../support/browser';
-import { apiUrl, waitFor } from '../support/stack';
+import { apiUrl, ROOT, waitFor } from '../support/stack';
 
 /**
  * The OpenAPI description at /v1/openapi.json: every route of the application is in it, and
@@ -93,6 +95,9 @@ describe('OpenAPI description', () => {
   it('is OpenAPI 3.1 with bearer auth, and documents every route of the app', () => {
     expect(doc.openapi).toBe('3.1.0');
     expect(doc.info.title).toBe('Barge');
+    expect(doc.info.version).toBe(
+      (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version,
+    );
     expect(doc.components.securitySchemes.bearer).toMatchObject({ type: 'http', scheme: 'bearer' });
     const routes = appRoutes();
     // The controllers are really found (a broken walk would pass the next check vacuously).
