@@ -4,6 +4,8 @@ import type { ByteBudget } from '../src/batches/dispatch/byte-budget';
 import type { Finalizer } from '../src/batches/finalize/finalizer';
 import type { BargeConfig } from '../src/config/config';
 import type { FileStore } from '../src/files/file-store';
+import type { Logger } from '../src/observability/logger';
+import type { Metrics } from '../src/observability/metrics';
 import type { ObjectStorage } from '../src/storage/object-storage';
 import type { Clock } from '../src/upstreams/clock';
 import type { UpstreamGateway } from '../src/upstreams/upstream-gateway';
@@ -25,4 +27,7 @@ export interface ActivityDeps {
   /** Input bytes of chunks held in memory at once, shared by every chunk on this worker. */
   chunkMemory: ByteBudget;
   clock: Clock;
+  metrics: Metrics;
+  /** The worker's logger; activities log through children carrying `batch_id`. */
+  logger: Logger;
 }

@@ -100,7 +100,8 @@ export async function writeConfig(
       maxBatchFileBytes: 2 * 1024 ** 3,
       maxFileBytes: 2 * 1024 ** 3,
     },
-    logLevel: 'warn',
+    // As in production (the default): a line per chunk and per batch step, none per request.
+    logLevel: 'info',
     upstreams: [
       {
         name: 'simulator',

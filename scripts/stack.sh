@@ -14,6 +14,9 @@
 # the reason (exit code or signal) in the process's log. run/NAME.pid is always the real
 # process (tests read it); run/NAME.supervisor.pid is its supervisor.
 #
+# The local profile also runs Prometheus (scraping the API and the worker, see
+# start_prometheus); the test profile does not: tests that need one start their own.
+#
 # BARGE_PROFILE=local (default, `npm run up`) or test (`npm test`): separate ports and data,
 # so the test suite never collides with a running local stack.
 set -euo pipefail
@@ -36,6 +39,9 @@ RUN="$DIR/run"
 LOGS="$DIR/logs"
 MINIO_USER=barge
 MINIO_PASSWORD=barge-local-secret
+# Local profile only (tests give their own workers free ports, or none).
+WORKER_METRICS_PORT=9464
+PROMETHEUS_PORT=9090
 SEARCH_ATTRIBUTES=(BatchStatus TenantId Model Endpoint)
 
 write_env() {
@@ -53,6 +59,9 @@ BARGE_STORAGE_BUCKET=barge
 BARGE_SIMULATOR_URL=http://$HOST:$SIM_PORT/v1
 BARGE_API_URL=http://$HOST:$API_PORT
 EOF
+  if [[ "$PROFILE" == local ]]; then
+    echo "BARGE_WORKER_METRICS_PORT=$WORKER_METRICS_PORT" >>"$DIR/env"
+  fi
   if [[ "$PROFILE" == test ]]; then
     # Short windows and small chunks let the tests exercise expiry and chunking quickly.
     cat >>"$DIR/env" <<EOF
@@ -63,6 +72,8 @@ BARGE_TEST_MINIO_BIN=$(minio_bin)
 BARGE_TEST_PG_BINDIR=$(pg_bindir)
 BARGE_RECONCILE_INTERVAL_MS=2000
 BARGE_RECONCILE_GRACE_MS=3000
+BARGE_WORKER_METRICS_PORT=0
+BARGE_TEST_PROMETHEUS_BIN=$(prometheus_bin)
 EOF
   fi
 }
@@ -277,6 +288,29 @@ start_node() {
   (load_env; spawn "$name" "$entry" node --enable-source-maps "$ROOT/$entry" "$@") || true
 }
 
+# --- prometheus (local profile) ------------------------------------------------------
+
+start_prometheus() {
+  if is_running prometheus "prometheus"; then log "prometheus already running"; return; fi
+  require_free_port prometheus "$PROMETHEUS_PORT"
+  mkdir -p "$DIR/prometheus"
+  # The same jobs as deploy/prometheus.yml, with this profile's addresses; the alert rules too.
+  cat >"$DIR/prometheus.yml" <<EOF
+global: { scrape_interval: 5s, evaluation_interval: 15s }
+rule_files: ["$ROOT/deploy/prometheus/alerts.yml"]
+scrape_configs:
+  - job_name: barge-api
+    static_configs: [{ targets: ["$HOST:$API_PORT"] }]
+  - job_name: barge-worker
+    static_configs: [{ targets: ["$HOST:$WORKER_METRICS_PORT"] }]
+EOF
+  spawn prometheus "prometheus" "$(prometheus_bin)" --config.file="$DIR/prometheus.yml" \
+    --storage.tsdb.path="$DIR/prometheus" --storage.tsdb.retention.time=7d \
+    --web.listen-address="$HOST:$PROMETHEUS_PORT" || true
+  wait_for "prometheus" 60 http_ok "http://$HOST:$PROMETHEUS_PORT/-/ready"
+  log "prometheus ready on $HOST:$PROMETHEUS_PORT"
+}
+
 # The API and the worker: supervised, so a process that dies comes back.
 start_supervised_node() {
   local name=$1 entry=$2 port=${3:-}; shift 3 || true
@@ -311,6 +345,7 @@ up() {
   wait_for "api" 60 http_ok "http://$HOST:$API_PORT/readyz"
   is_running worker dist/src/worker.js || die "worker exited at start (log: $LOGS/worker.log)"
   log "api ready"
+  if [[ "$PROFILE" == local ]]; then start_prometheus; fi
   cat <<EOF
 
   Barge is running (profile: $PROFILE; data and logs in ${DIR#"$ROOT"/})
@@ -322,6 +357,7 @@ up() {
     MinIO API        http://$HOST:$MINIO_PORT       console: http://$HOST:$CONSOLE_PORT ($MINIO_USER / $MINIO_PASSWORD)
     Postgres         postgres://barge@$HOST:$PG_PORT/barge
     Simulator        http://$HOST:$SIM_PORT/v1      (every model routes here until you configure upstreams)
+$(prometheus_line)
 
   Get an API key:   set -a; source ${DIR#"$ROOT"/}/env; set +a; npx barge keys create --tenant my-team
   Stop everything:  npm run down
@@ -329,7 +365,14 @@ up() {
 EOF
 }
 
+# The Prometheus line of up's summary (local profile only).
+prometheus_line() {
+  [[ "$PROFILE" == local ]] || return 0
+  echo "    Prometheus       http://$HOST:$PROMETHEUS_PORT          (scrapes the API's /metrics and the worker's :$WORKER_METRICS_PORT/metrics)"
+}
+
 down() {
+  stop_proc prometheus prometheus 10
   stop_supervised api dist/src/main.js 15
   stop_supervised worker dist/src/worker.js 40
   stop_proc simulator dist/src/simulator/main.js 5
@@ -352,7 +395,7 @@ status() {
       echo "$name: stopped"
     fi
   done
-  for pair in simulator:dist/src/simulator/main.js minio:minio temporal:start-dev; do
+  for pair in simulator:dist/src/simulator/main.js minio:minio temporal:start-dev prometheus:prometheus; do
     name=${pair%%:*} marker=${pair#*:}
     if is_running "$name" "$marker"; then echo "$name: running (pid $(pid_of "$name"))"; else echo "$name: stopped"; fi
   done

@@ -7,10 +7,19 @@ import { ConsoleModule } from './console/console.module';
 import { CoreModule } from './core.module';
 import { FilesModule } from './files/files.module';
 import { HealthController } from './health/health.controller';
+import { ObservabilityModule } from './observability/observability.module';
 
 @Module({
   // DiscoveryModule: the error filter reads the route table to answer 405 for a wrong method.
-  imports: [CoreModule, AuthModule, FilesModule, BatchesModule, DiscoveryModule, ConsoleModule],
+  imports: [
+    CoreModule,
+    ObservabilityModule,
+    AuthModule,
+    FilesModule,
+    BatchesModule,
+    DiscoveryModule,
+    ConsoleModule,
+  ],
   controllers: [HealthController],
   providers: [{ provide: APP_FILTER, useClass: OpenAIErrorFilter }],
 })

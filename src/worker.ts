@@ -18,14 +18,25 @@ import { MinioStorage } from './storage/minio-storage';
 import type { ObjectStorage } from './storage/object-storage';
 import type { DataSource } from 'typeorm';
 import { PoisonInput } from './common/failures';
+import { createLogger, logProcessWarnings, type Logger } from './observability/logger';
+import { Metrics } from './observability/metrics';
+import { freeLoopbackPort, scrapeText, startMetricsServer } from './observability/metrics-server';
+import { TemporalLogger } from './observability/temporal-logger';
 import { systemClock } from './upstreams/clock';
 import { HttpUpstreamGateway, newWorkerId } from './upstreams/gateway';
 import { Maintenance } from './worker/maintenance';
 
+/** Lines before the configuration (and so the level) is known; also the last words of a crash. */
+let logger: Logger = createLogger({ name: 'barge-worker', level: 'info' });
+
+/** Temporal core's own lines: the level asked for, but its debug is only for debugging Temporal. */
+const CORE_LEVEL = { debug: 'INFO', info: 'WARN', warn: 'WARN', error: 'ERROR' } as const;
+
 /**
  * The worker process: runs batch workflows and their activities, and the periodic
- * maintenance (reconciler, sweeps). No HTTP server. Two task queues, so slow upstream calls
- * never starve workflow bookkeeping. Every dependency is built here, once, and injected.
+ * maintenance (reconciler, sweeps). Its only HTTP server is the metrics port. Two task queues,
+ * so slow upstream calls never starve workflow bookkeeping. Every dependency is built here,
+ * once, and injected: one configuration, one logger, one Metrics.
  */
 async function main(): Promise<void> {
   let config: BargeConfig;
@@ -33,14 +44,43 @@ async function main(): Promise<void> {
     config = loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
-      console.error(`barge-worker: ${err.message}`);
+      logger.error(`barge-worker: ${err.message}`);
       process.exit(2);
     }
     throw err;
   }
+  logger = createLogger({ name: 'barge-worker', level: config.logLevel });
+  logProcessWarnings(logger);
+  const metrics = new Metrics(undefined, { process: 'worker', defaults: true });
+  const exportsMetrics = config.worker.metricsPort > 0;
+  // Temporal's exporter binds an address of its own; it is scraped into our /metrics, so
+  // Prometheus has one target per worker and the exporter never leaves loopback.
+  const temporalMetrics = exportsMetrics ? `127.0.0.1:${await freeLoopbackPort()}` : null;
   Runtime.install({
-    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } },
+    logger: new TemporalLogger(logger.child({ component: 'temporal' })),
+    telemetryOptions: {
+      logging: { filter: makeTelemetryFilterString({ core: CORE_LEVEL[config.logLevel] }), forward: {} },
+      ...(temporalMetrics && {
+        metrics: {
+          prometheus: {
+            bindAddress: temporalMetrics,
+            countersTotalSuffix: true,
+            unitSuffix: true,
+            useSecondsForDurations: true,
+          },
+        },
+      }),
+    },
   });
+  const metricsServer = exportsMetrics
+    ? await startMetricsServer({
+        host: config.worker.metricsHost,
+        port: config.worker.metricsPort,
+        metrics,
+        extra: scrapeText(`http://${temporalMetrics}/metrics`),
+        logger,
+      })
+    : null;
 
   const workerId = newWorkerId();
   // Named by its worker id in Postgres, which tells the other workers this one is alive.
@@ -51,8 +91,13 @@ async function main(): Promise<void> {
   const files = new FileStore(db, storage, config);
   const batches = new BatchRepository(db);
   const work = new WorkRepository(db);
-  const gateway = HttpUpstreamGateway.forDatabase(config, db, { workerId, appName });
-  const finalizer = buildFinalizer(db, batches, work, files, storage);
+  const gateway = HttpUpstreamGateway.forDatabase(config, db, {
+    workerId,
+    appName,
+    metrics,
+    logger: logger.child({ component: 'upstreams' }),
+  });
+  const finalizer = buildFinalizer(db, batches, work, files, storage, metrics);
   const activities = createActivities({
     config,
     db,
@@ -64,6 +109,8 @@ async function main(): Promise<void> {
     finalizer,
     chunkMemory: new ByteBudget(config.worker.maxChunkBytesInMemory),
     clock: systemClock,
+    metrics,
+    logger,
   });
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const clientConnection = await Connection.connect({ address: config.temporal.address });
@@ -109,14 +156,21 @@ async function main(): Promise<void> {
         now: () => new Date(),
       },
       config.worker.reconcileGraceMs,
+      metrics,
     ),
     work,
     storage,
     config.worker.reconcileIntervalMs,
+    logger.child({ component: 'maintenance' }),
   );
   maintenance.start();
 
-  console.log(
+  logger.info(
+    {
+      worker_id: workerId,
+      task_queues: [config.temporal.taskQueue, config.temporal.upstreamTaskQueue],
+      metrics: metricsServer?.url ?? null,
+    },
     `barge-worker: polling ${config.temporal.taskQueue} and ${config.temporal.upstreamTaskQueue} on ${config.temporal.address}`,
   );
   // Runtime turns SIGINT/SIGTERM into a graceful shutdown: polling stops, in-flight activities
@@ -127,7 +181,8 @@ async function main(): Promise<void> {
   await clientConnection.close();
   await connection.close();
   await db.destroy();
-  console.log('barge-worker: stopped');
+  await metricsServer?.close();
+  logger.info('barge-worker: stopped');
 }
 
 function buildFinalizer(
@@ -136,6 +191,7 @@ function buildFinalizer(
   work: WorkRepository,
   files: FileStore,
   storage: ObjectStorage,
+  metrics: Metrics,
 ): Finalizer {
   return new Finalizer({
     store: new PgFinalizeStore(db, batches, work, files),
@@ -154,10 +210,11 @@ function buildFinalizer(
     },
     discard: (file) => storage.remove(file.objectKey).catch(() => undefined),
     now: () => new Date(),
+    metrics,
   });
 }
 
 main().catch((err) => {
-  console.error('barge-worker failed:', err);
+  logger.error({ err }, `barge-worker failed: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });

@@ -114,6 +114,8 @@ const EXPECTED_SERVICES = [
   'minio',
   'barge-api',
   'barge-worker',
+  'prometheus',
+  'grafana',
 ];
 const BARGE = ['barge-api', 'barge-worker'];
 const SEARCH_ATTRIBUTES = ['BatchStatus', 'TenantId', 'Model', 'Endpoint'];
@@ -327,10 +329,91 @@ describe('docker-compose.yml', () => {
 
   it('interpolates secrets with defaults and says that production must override them', () => {
     const text = read('docker-compose.yml');
-    for (const variable of ['POSTGRES_PASSWORD', 'MINIO_ROOT_PASSWORD']) {
+    for (const variable of ['POSTGRES_PASSWORD', 'MINIO_ROOT_PASSWORD', 'GRAFANA_ADMIN_PASSWORD']) {
       expect(text).toMatch(new RegExp(`\\$\\{${variable}:-[^}]+\\}`));
     }
     expect(text).toMatch(/production must override/i);
+  });
+});
+
+describe('monitoring in docker-compose.yml', () => {
+  const workerConfig = () =>
+    buildConfig({
+      ...envOf('barge-worker'),
+      BARGE_CONFIG: hostPathFor('barge-worker', envOf('barge-worker').BARGE_CONFIG),
+    });
+  const mounted = (name: string, containerPath: string): string => {
+    const host = hostPathFor(name, containerPath);
+    expect({ name, containerPath, mounted: host !== undefined && existsSync(host) }).toEqual({
+      name,
+      containerPath,
+      mounted: true,
+    });
+    return host!;
+  };
+
+  it('runs Prometheus with deploy/prometheus.yml and the alert rules it loads', () => {
+    expect(services.prometheus.image).toMatch(/^prom\/prometheus:v3\.\d+\.\d+$/);
+    expect(words(services.prometheus.healthcheck?.test).join(' ')).toContain('/-/ready');
+    const configPath = words(services.prometheus.command)
+      .find((w) => w.startsWith('--config.file='))!
+      .split('=')[1];
+    const config = parseYaml(readFileSync(mounted('prometheus', configPath), 'utf8')) as {
+      rule_files: string[];
+      scrape_configs: {
+        job_name: string;
+        static_configs?: { targets: string[] }[];
+        dns_sd_configs?: { names: string[]; port: number }[];
+      }[];
+    };
+    for (const rules of config.rule_files) mounted('prometheus', rules);
+    expect(config.rule_files).toEqual(['/etc/prometheus/alerts.yml']);
+    expect(hostPathFor('prometheus', '/etc/prometheus/alerts.yml')).toBe(
+      join(ROOT, 'deploy/prometheus/alerts.yml'),
+    );
+    const jobs = Object.fromEntries(config.scrape_configs.map((j) => [j.job_name, j]));
+    // The API's own port and the worker's configured metrics port, by service name.
+    const api = buildConfig({
+      ...envOf('barge-api'),
+      BARGE_CONFIG: hostPathFor('barge-api', '/etc/barge/barge.yaml'),
+    });
+    expect(jobs['barge-api'].static_configs).toEqual([{ targets: [`barge-api:${api.api.port}`] }]);
+    const worker = workerConfig();
+    expect(jobs['barge-worker'].dns_sd_configs).toEqual([
+      expect.objectContaining({ names: ['barge-worker'], port: worker.worker.metricsPort }),
+    ]);
+  });
+
+  it("exposes the worker's metrics port to the compose network, not the host", () => {
+    const worker = workerConfig();
+    expect(worker.worker).toMatchObject({ metricsHost: '0.0.0.0', metricsPort: 9464 });
+    expect(publishedPorts('barge-worker')).toEqual([]);
+    expect(words(services['barge-worker'].healthcheck?.test).join(' ')).toContain(
+      `http://127.0.0.1:${worker.worker.metricsPort}/metrics`,
+    );
+  });
+
+  it('runs Grafana with the provisioned datasource and dashboard', () => {
+    expect(services.grafana.image).toMatch(/^grafana\/grafana:\d+\.\d+\.\d+$/);
+    expect(words(services.grafana.healthcheck?.test).join(' ')).toContain('/api/health');
+    expect(dependencies('grafana')).toMatchObject({ prometheus: 'service_healthy' });
+    expect(mounted('grafana', '/etc/grafana/provisioning')).toBe(join(ROOT, 'deploy/grafana/provisioning'));
+    const provider = parseYaml(read('deploy/grafana/provisioning/dashboards/barge.yml')) as {
+      providers: { options: { path: string } }[];
+    };
+    const dashboards = mounted('grafana', provider.providers[0].options.path);
+    expect(existsSync(join(dashboards, 'barge.json'))).toBe(true);
+    const datasource = (
+      parseYaml(read('deploy/grafana/provisioning/datasources/prometheus.yml')) as {
+        datasources: { url: string }[];
+      }
+    ).datasources[0];
+    const url = new URL(datasource.url);
+    expect(Object.keys(services)).toContain(url.hostname);
+    expect(publishedPorts(url.hostname).map((p) => p.container)).toContain(Number(url.port));
+    expect(envOf('grafana').GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH).toBe(
+      `${provider.providers[0].options.path}/barge.json`,
+    );
   });
 });
 

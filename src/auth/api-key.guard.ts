@@ -11,10 +11,11 @@ const NO_KEY =
 
 /**
  * Paths anyone may call: the health checks that load balancers and orchestrators poll, the
- * API's description, and the pages of the console and the docs (static files holding no data:
- * the console's script calls /v1 with the key the user signs in with).
+ * metrics Prometheus scrapes (their own token, if any: src/observability/metrics.controller.ts),
+ * the API's description, and the pages of the console and the docs (static files holding no
+ * data: the console's script calls /v1 with the key the user signs in with).
  */
-const PUBLIC_PATHS = new Set(['/healthz', '/readyz', '/v1/openapi.json']);
+const PUBLIC_PATHS = new Set(['/healthz', '/readyz', '/metrics', '/v1/openapi.json']);
 const PUBLIC_PREFIXES = ['/console', '/docs'];
 
 const isPublic = (path: string) => {

@@ -12,6 +12,7 @@ import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import type { Request, Response } from 'express';
 import { STATUS_CODES } from 'node:http';
 import { discoverRoutes, RouteTable } from './route-table';
+import { newRequestId } from '../observability/request-id';
 import { echo } from './text';
 
 /**
@@ -222,6 +223,8 @@ export function rawErrorResponse(error: OpenAIError): string {
     `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}\r\n` +
     'Content-Type: application/json; charset=utf-8\r\n' +
     `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+    // No request was parsed, so none has an id yet: this answer gets one of its own.
+    `x-request-id: ${newRequestId()}\r\n` +
     headers.join('') +
     'Connection: close\r\n\r\n' +
     body

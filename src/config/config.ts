@@ -63,6 +63,8 @@ const configSchema = z.object({
       streamIdleTimeoutMs: positiveInt.default(300_000),
       /** File uploads one tenant may have in flight at once, per API process (429 beyond). */
       maxConcurrentUploadsPerTenant: positiveInt.default(8),
+      /** When set, GET /metrics wants `Authorization: Bearer <this>`; unset, it is open. */
+      metricsToken: z.string().min(16, 'at least 16 characters').optional(),
     })
     .prefault({}),
   postgres: z.object({
@@ -135,6 +137,10 @@ const configSchema = z.object({
       reconcileIntervalMs: positiveInt.default(60_000),
       /** A batch this young is left alone by the reconciler (its workflow may be starting). */
       reconcileGraceMs: positiveInt.default(120_000),
+      /** The worker's metrics-only HTTP port (GET /metrics, Temporal's runtime metrics included); 0: none. */
+      metricsPort: port.default(9464),
+      /** Where it listens: loopback by default; 0.0.0.0 in a container Prometheus scrapes from outside. */
+      metricsHost: nonEmpty.default('127.0.0.1'),
     })
     .prefault({}),
   upstreams: z.array(upstreamSchema).default([]),
@@ -175,6 +181,7 @@ export const ENV_VARS: Record<string, string> = {
   BARGE_API_BODY_TIMEOUT_MS: 'api.bodyTimeoutMs',
   BARGE_API_STREAM_IDLE_TIMEOUT_MS: 'api.streamIdleTimeoutMs',
   BARGE_MAX_CONCURRENT_UPLOADS_PER_TENANT: 'api.maxConcurrentUploadsPerTenant',
+  BARGE_METRICS_TOKEN: 'api.metricsToken',
   BARGE_POSTGRES_URL: 'postgres.url',
   BARGE_POSTGRES_POOL_SIZE: 'postgres.poolSize',
   BARGE_TEMPORAL_ADDRESS: 'temporal.address',
@@ -203,6 +210,8 @@ export const ENV_VARS: Record<string, string> = {
   BARGE_WORKER_MAX_CHUNK_BYTES_IN_MEMORY: 'worker.maxChunkBytesInMemory',
   BARGE_RECONCILE_INTERVAL_MS: 'worker.reconcileIntervalMs',
   BARGE_RECONCILE_GRACE_MS: 'worker.reconcileGraceMs',
+  BARGE_WORKER_METRICS_PORT: 'worker.metricsPort',
+  BARGE_WORKER_METRICS_HOST: 'worker.metricsHost',
   BARGE_SIMULATOR_URL: 'simulatorUrl',
   BARGE_LOG_LEVEL: 'logLevel',
 };

@@ -11,6 +11,7 @@ import { ObjectTooLargeError } from '../storage/object-storage';
 import { contentTypeOf, FileStore, StoredObject } from './file-store';
 import { FirstLineCheck, JsonlVerdict } from './jsonl-check';
 import { discardBody, readMultipartForm } from './multipart-form';
+import { Metrics } from '../observability/metrics';
 import { fileTooLarge, sanitizeFilename, UploadDetails, UploadForm } from './upload-form';
 
 interface ReceivedFile {
@@ -47,6 +48,7 @@ export class FileUploadService {
   constructor(
     private readonly store: FileStore,
     @Inject(CONFIG) private readonly config: BargeConfig,
+    private readonly metrics: Metrics,
   ) {}
 
   async upload(tenantId: string, req: IncomingMessage): Promise<FileRecord> {
@@ -64,7 +66,9 @@ export class FileUploadService {
         await this.store.discard(received.stored);
         throw err;
       }
-      return await this.store.commit(received.stored, details);
+      const file = await this.store.commit(received.stored, details);
+      this.metrics.fileBytes.labels('uploaded').inc(file.bytes);
+      return file;
     } finally {
       release();
     }

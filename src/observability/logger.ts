@@ -64,3 +64,12 @@ export function createLogger(settings: LoggerSettings): Logger {
 }
 
 export type { Logger };
+
+/**
+ * Node's process warnings (deprecations, a dependency's notices) as log lines of `logger`
+ * instead of text on stderr, so the process writes one format.
+ */
+export function logProcessWarnings(logger: Logger): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (warning) => logger.warn({ err: warning }, `${warning.name}: ${warning.message}`));
+}

@@ -1,4 +1,3 @@
-import { Logger } from '@nestjs/common';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { DataSource } from 'typeorm';
@@ -11,6 +10,8 @@ import { HttpUpstream, type AttemptResponse, type UpstreamTransport } from './ht
 import { LeaseKeeper } from './lease-keeper';
 import { PgLimitStore, type LimitStore } from './limit-store';
 import { UpstreamLimiter } from './limiter';
+import { createLogger, type Logger } from '../observability/logger';
+import { CIRCUIT_STATE, type Metrics, type UpstreamInstruments } from '../observability/metrics';
 import { loadUpstreams, type Upstream } from './registry';
 import { healthOf, isOverload, RetryPolicy, retryAfterMs, verdictOf } from './retry-policy';
 import { requestedModel, Router } from './router';
@@ -32,6 +33,10 @@ export interface GatewayOptions {
   workerId?: string;
   /** Overrides of the adaptive pacing parameters (tests). */
   pacing?: Omit<PacingOptions, 'max'>;
+  /** The process's metrics; none are made without it. */
+  metrics?: Metrics;
+  /** The process's logger (a child per upstream carries `upstream`); stdout at info by default. */
+  logger?: Logger;
 }
 
 /** A fresh identity for one worker process in the shared limit tables (and its Postgres application_name). */
@@ -52,6 +57,7 @@ interface UpstreamRuntime {
   breaker: CircuitBreaker;
   limiter: UpstreamLimiter;
   transport: UpstreamTransport;
+  instruments: UpstreamInstruments | null;
 }
 
 /**
@@ -61,8 +67,9 @@ interface UpstreamRuntime {
  * process; call close() on shutdown.
  */
 export class HttpUpstreamGateway implements UpstreamGateway {
-  private readonly logger = new Logger('upstreams');
-  private readonly warnings = new ThrottledWarnings(this.logger, 30_000);
+  private readonly logger: Logger;
+  private readonly warnings: ThrottledWarnings;
+  private readonly unwatch: () => void;
   private readonly router: Router;
   private readonly runtimes = new Map<string, UpstreamRuntime>();
   private readonly retry: RetryPolicy;
@@ -85,6 +92,8 @@ export class HttpUpstreamGateway implements UpstreamGateway {
 
   constructor(config: BargeConfig, options: GatewayOptions) {
     this.clock = options.clock ?? systemClock;
+    this.logger = options.logger ?? createLogger({ name: 'upstreams', level: 'info' });
+    this.warnings = new ThrottledWarnings(this.logger, 30_000);
     const upstreams = loadUpstreams(config, options.env ?? process.env);
     this.router = new Router(upstreams);
     this.retry = new RetryPolicy(config.routing, options.random);
@@ -97,16 +106,15 @@ export class HttpUpstreamGateway implements UpstreamGateway {
     );
     const makeTransport = options.transport ?? ((u: Upstream) => new HttpUpstream(u));
     for (const upstream of upstreams) {
+      const log = this.logger.child({ upstream: upstream.name });
       const breaker = new CircuitBreaker(
         config.routing.breakerThreshold,
         config.routing.breakerCooldownMs,
         this.clock,
         (state, failures) =>
           state === 'open'
-            ? this.logger.warn(
-                `upstream ${upstream.name}: circuit open after ${failures} failures among its recent attempts`,
-              )
-            : this.logger.log(`upstream ${upstream.name}: circuit closed, upstream healthy again`),
+            ? log.warn({ failures }, `circuit open after ${failures} failures among its recent attempts`)
+            : log.info('circuit closed, upstream healthy again'),
         config.routing.breakerFailureRate,
       );
       const limiter = new UpstreamLimiter(upstream, {
@@ -116,7 +124,29 @@ export class HttpUpstreamGateway implements UpstreamGateway {
         onError,
         pacing: options.pacing,
       });
-      this.runtimes.set(upstream.name, { upstream, breaker, limiter, transport: makeTransport(upstream) });
+      this.runtimes.set(upstream.name, {
+        upstream,
+        breaker,
+        limiter,
+        transport: makeTransport(upstream),
+        instruments: options.metrics?.upstream(upstream.name) ?? null,
+      });
+    }
+    this.unwatch = options.metrics?.watchUpstreams(() => this.states()) ?? (() => undefined);
+  }
+
+  /** Each upstream's live state, for the gauges (read when Prometheus scrapes). */
+  private *states() {
+    const now = this.clock.now();
+    for (const { upstream, breaker, limiter } of this.runtimes.values()) {
+      yield {
+        upstream: upstream.name,
+        concurrencyLimit: limiter.pacing.limit,
+        inFlight: limiter.inFlight,
+        queueDepth: limiter.queued,
+        leaseShare: limiter.leaseShare(now),
+        circuitState: CIRCUIT_STATE[breaker.state],
+      };
     }
   }
 
@@ -160,6 +190,7 @@ export class HttpUpstreamGateway implements UpstreamGateway {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.unwatch();
       this.hub.abortAll(new Error('the upstream gateway is closing'));
       for (const runtime of this.runtimes.values()) runtime.limiter.close();
       await this.keeper.close();
@@ -228,6 +259,7 @@ export class HttpUpstreamGateway implements UpstreamGateway {
       const retryAfter = attempt.kind === 'response' ? retryAfterMs(attempt.headers, this.clock.now()) : null;
       const delay = failover ? 0 : this.retry.delayMs(failures, retryAfter);
       if (this.clock.now() + delay >= call.deadline) return unanswered();
+      runtime.instruments?.retried(attempt.kind === 'response' ? attempt.status : attempt.code);
       call.onRetry?.(attempts);
       if (delay > 0) {
         try {
@@ -282,10 +314,11 @@ export class HttpUpstreamGateway implements UpstreamGateway {
     signals: { send: AbortSignal; wait: AbortSignal },
     retry: boolean,
   ): Promise<AttemptResponse | null> {
-    const { upstream, breaker, limiter, transport } = runtime;
+    const { upstream, breaker, limiter, transport, instruments } = runtime;
     let outcome: AttemptResponse | null = null;
     try {
       const upstreamModel = upstream.upstreamModel(model);
+      const waitStart = this.clock.now();
       const slot = await limiter.acquire(
         {
           tenantId: call.tenantId,
@@ -297,8 +330,10 @@ export class HttpUpstreamGateway implements UpstreamGateway {
         signals.wait,
       );
       if (!slot) return null;
+      const sentAt = this.clock.now();
+      instruments?.waited((sentAt - waitStart) / 1000);
       // The slot may come late; still, no attempt starts after the deadline or once held.
-      if (this.clock.now() >= call.deadline || signals.wait.aborted) {
+      if (sentAt >= call.deadline || signals.wait.aborted) {
         slot.release(null);
         if (signals.wait.aborted) throw abortError(signals.wait);
         return null;
@@ -310,6 +345,14 @@ export class HttpUpstreamGateway implements UpstreamGateway {
           requestId: call.requestId,
           signal: signals.send,
         });
+        instruments?.attempt(
+          call.endpoint,
+          outcome.kind === 'response' ? outcome.status : outcome.code,
+          (this.clock.now() - sentAt) / 1000,
+          outcome.kind === 'response' && outcome.firstByteMs !== undefined
+            ? outcome.firstByteMs / 1000
+            : undefined,
+        );
       } finally {
         slot.release(
           outcome && {

@@ -24,6 +24,8 @@ export type AttemptResponse =
       text: string;
       /** `text` parsed as JSON, or `text` itself when it is not JSON. */
       body: unknown;
+      /** Milliseconds from sending to the response headers, when the transport measures it. */
+      firstByteMs?: number;
     }
   | { kind: 'no-answer'; code: NoAnswerCode; message: string };
 
@@ -94,6 +96,7 @@ export class HttpUpstream implements UpstreamTransport {
   async send({ endpoint, body, requestId, signal }: AttemptRequest): Promise<AttemptResponse> {
     if (signal.aborted) throw abortError(signal);
     try {
+      const sentAt = performance.now();
       const res = await this.#pool.request({
         path: this.path(endpoint),
         method: 'POST',
@@ -101,6 +104,8 @@ export class HttpUpstream implements UpstreamTransport {
         body,
         signal,
       });
+      // undici resolves request() at the headers: this is the time to first byte.
+      const firstByteMs = performance.now() - sentAt;
       const text = this.upstream.redact(await res.body.text());
       return {
         kind: 'response',
@@ -108,6 +113,7 @@ export class HttpUpstream implements UpstreamTransport {
         headers: flatHeaders(res.headers),
         text,
         body: parseBody(text),
+        firstByteMs,
       };
     } catch (error) {
       if (signal.aborted) throw abortError(signal);

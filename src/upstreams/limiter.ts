@@ -134,6 +134,11 @@ class LimitScope implements LeasedScope {
     if (this.held > this.granted && this.inFlight <= this.granted) this.deps.keeper.kick();
   }
 
+  /** Slots of maxConcurrency this process holds a valid lease on now. */
+  grantAt(now: number): number {
+    return this.leased && now < this.validUntil ? this.granted : 0;
+  }
+
   lowerGrant(granted: number): void {
     this.granted = Math.min(this.granted, granted);
   }
@@ -248,6 +253,21 @@ export class UpstreamLimiter {
       };
       this.pump();
     });
+  }
+
+  /** Calls in flight to the upstream from this process. */
+  get inFlight(): number {
+    return this.scope.inFlight;
+  }
+
+  /** Requests waiting in this process for a slot. */
+  get queued(): number {
+    return this.queue.size;
+  }
+
+  /** Slots of the upstream's maxConcurrency leased to this process now. */
+  leaseShare(now: number): number {
+    return this.scope.grantAt(now);
   }
 
   close(): void {

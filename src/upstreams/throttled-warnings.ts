@@ -1,11 +1,11 @@
-import type { Logger } from '@nestjs/common';
+import type { Logger } from '../observability/logger';
 
 /** A Logger warning at most once per interval per key (a database outage would flood otherwise). */
 export class ThrottledWarnings {
   private readonly last = new Map<string, number>();
 
   constructor(
-    private readonly logger: Logger,
+    private readonly logger: Pick<Logger, 'warn'>,
     private readonly intervalMs: number,
   ) {}
 

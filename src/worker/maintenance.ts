@@ -1,8 +1,8 @@
-import { Logger } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import type { Reconciler } from '../batches/reconcile/reconciler';
 import type { WorkRepository } from '../batches/store/work.repository';
 import { FILES_PREFIX } from '../files/file-store';
+import type { Logger } from '../observability/logger';
 import type { ObjectStorage } from '../storage/object-storage';
 
 // Arbitrary constant: the advisory lock that lets one worker process run maintenance at a time.
@@ -17,7 +17,6 @@ const INCOMPLETE_UPLOAD_AGE_MS = 60 * 60_000;
  * the API's file purge.
  */
 export class Maintenance {
-  private readonly logger = new Logger('maintenance');
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
 
@@ -27,6 +26,7 @@ export class Maintenance {
     private readonly work: WorkRepository,
     private readonly storage: ObjectStorage,
     private readonly intervalMs: number,
+    private readonly logger: Logger,
   ) {}
 
   start(): void {
@@ -42,7 +42,7 @@ export class Maintenance {
   private trigger(): void {
     this.running ??= this.runOnce()
       .then(() => undefined)
-      .catch((err: Error) => this.logger.error(`maintenance round failed: ${err.stack ?? err.message}`))
+      .catch((err: Error) => this.logger.error({ err }, `maintenance round failed: ${err.message}`))
       .finally(() => (this.running = undefined));
   }
 
@@ -56,10 +56,12 @@ export class Maintenance {
       if (!locked) return false;
       try {
         const report = await this.reconciler.reconcileOnce();
-        for (const id of report.started)
-          this.logger.warn(`reconciler: started the missing workflow of ${id}`);
+        for (const id of report.started) {
+          this.logger.warn({ batch_id: id }, `reconciler: started the missing workflow of ${id}`);
+        }
         for (const f of report.finalized) {
           this.logger.warn(
+            { batch_id: f.id, workflow: f.workflow, status: f.status },
             `reconciler: ${f.id} had no running workflow (${f.workflow}); ended it ${f.status}`,
           );
         }
@@ -73,7 +75,8 @@ export class Maintenance {
           new Date(now.getTime() - INCOMPLETE_UPLOAD_AGE_MS),
         );
         if (swept + uploads > 0) {
-          this.logger.log(
+          this.logger.info(
+            { swept_batches: swept, swept_uploads: uploads },
             `swept the working rows of ${swept} ended batches and ${uploads} incomplete uploads`,
           );
         }

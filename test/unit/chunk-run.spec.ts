@@ -5,6 +5,8 @@ import {
   type ChunkJob,
 } from '../../src/batches/dispatch/chunk-run';
 import type { OutcomeRecorder, RequestOutcome } from '../../src/batches/store/work.repository';
+import { Metrics } from '../../src/observability/metrics';
+import { parseExposition, total } from '../support/prometheus';
 import { abortError } from '../../src/upstreams/abort';
 import type { UpstreamCall, UpstreamGateway, UpstreamResult } from '../../src/upstreams/upstream-gateway';
 
@@ -63,14 +65,14 @@ class FakeRecorder implements OutcomeRecorder {
   failing = false;
   attempts = 0;
 
-  async record(_batchId: string, outcomes: readonly RequestOutcome[]): Promise<number> {
+  async record(_batchId: string, outcomes: readonly RequestOutcome[]): Promise<number[]> {
     this.attempts++;
     if (this.failing) throw new Error('connection refused');
-    let added = 0;
+    const added: number[] = [];
     for (const o of outcomes) {
       if (!this.rows.has(o.line)) {
         this.rows.set(o.line, o);
-        added++;
+        added.push(o.line);
       }
     }
     return added;
@@ -102,11 +104,17 @@ const OPTIONS = {
   recordRetry: { baseMs: 1, maxMs: 5, giveUpAfterMs: 60_000 },
 };
 
-function start(gateway: FakeGateway, recorder: FakeRecorder, j: ChunkJob, options = OPTIONS) {
+function start(
+  gateway: FakeGateway,
+  recorder: FakeRecorder,
+  j: ChunkJob,
+  options = OPTIONS,
+  metrics?: Metrics,
+) {
   const abort = new AbortController();
   const drain = new AbortController();
   const run = new ChunkRun(
-    { gateway, recorder, clock: { now: () => Date.now() } },
+    { gateway, recorder, clock: { now: () => Date.now() }, metrics },
     j,
     { abort: abort.signal, drain: drain.signal },
     options,
@@ -129,6 +137,38 @@ describe('ChunkRun', () => {
       custom_id: 'c1',
       response: { status_code: 200, request_id: 'req-1', body: { ok: 1 } },
     });
+  });
+
+  it('counts each request and its tokens once, when recorded, and none another attempt recorded first', async () => {
+    const gateway = new FakeGateway();
+    const recorder = new FakeRecorder();
+    // Line 4 was recorded by an earlier attempt (it still drains, and answers it again here).
+    recorder.rows.set(4, { line: 4 } as RequestOutcome);
+    const metrics = new Metrics();
+    const { done } = start(
+      gateway,
+      recorder,
+      job([1, 2, 3, 4], { model: 'm', unreadable: [{ line: 5, customId: 'c5', reason: 'bad' }] }),
+      OPTIONS,
+      metrics,
+    );
+    await tick();
+    const usage = { usage: { prompt_tokens: 10, completion_tokens: 3 } };
+    gateway.answer(1, 200, usage);
+    gateway.answer(2, 200, usage);
+    gateway.answer(3, 429, usage);
+    gateway.answer(4, 200, usage);
+    expect(await done).toMatchObject({ end: 'done', recorded: 4 });
+
+    const s = parseExposition(await metrics.scrape());
+    const labels = { endpoint: '/v1/chat/completions', model: 'm' };
+    expect(total(s, 'barge_requests_total', { ...labels, outcome: 'completed', upstream: 'fake' })).toBe(2);
+    expect(total(s, 'barge_requests_total', { ...labels, outcome: 'failed', upstream: 'fake' })).toBe(1);
+    expect(total(s, 'barge_requests_total', { ...labels, outcome: 'failed', upstream: 'none' })).toBe(1);
+    expect(total(s, 'barge_requests_total')).toBe(4);
+    // Tokens of completed requests only, the duplicate not counted.
+    expect(total(s, 'barge_tokens_total', { kind: 'input', model: 'm' })).toBe(20);
+    expect(total(s, 'barge_tokens_total', { kind: 'output', model: 'm' })).toBe(6);
   });
 
   it('turns an unreadable line and a failure to form an outcome into those requests’ error lines', async () => {

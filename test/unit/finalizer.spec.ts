@@ -10,6 +10,8 @@ import {
 } from '../../src/batches/finalize/finalizer';
 import type { ChunkRange, RecordedLine, RequestOutcome } from '../../src/batches/store/work.repository';
 import type { BatchRecord, BatchStatus } from '../../src/database/entities/batch.entity';
+import { Metrics } from '../../src/observability/metrics';
+import { parseExposition, total } from '../support/prometheus';
 
 /** The Finalizer's store in memory: one batch, its chunks and recorded outcomes, and a fence. */
 class MemoryStore implements FinalizeStore {
@@ -30,13 +32,20 @@ class MemoryStore implements FinalizeStore {
     return {
       id: 'batch_1',
       tenantId: 't',
+      endpoint: '/v1/chat/completions',
+      model: 'gpt-4o-mini',
       status: this.status,
       outputExpiresAfterSeconds: null,
+      requestTotal: this.chunkList.reduce((n, c) => n + c.requestCount, 0),
+      requestCompleted: [...this.outcomes.values()].filter((o) => o.ok).length,
+      requestFailed: [...this.outcomes.values()].filter((o) => !o.ok).length,
       createdAt: new Date(0),
     } as BatchRecord;
   }
   async markFinalizing() {
-    if (this.status === 'in_progress') this.status = 'finalizing';
+    if (this.status !== 'in_progress') return false;
+    this.status = 'finalizing';
+    return true;
   }
   async chunks() {
     return this.chunkList;
@@ -95,7 +104,7 @@ const outcome = (line: number, ok: boolean): RequestOutcome => ({
   reasoningTokens: 0,
 });
 
-function setup(answered: RequestOutcome[]) {
+function setup(answered: RequestOutcome[], metrics?: Metrics, now = () => new Date(1_000)) {
   // One chunk of lines 1..4.
   const store = new MemoryStore(
     [{ idx: 0, firstLine: 1, lineCount: 4, requestCount: 4, byteStart: 0, byteEnd: 100 }],
@@ -121,7 +130,8 @@ function setup(answered: RequestOutcome[]) {
       return staged_;
     },
     discard: async (file) => void discarded.push(file),
-    now: () => new Date(1_000),
+    now,
+    metrics,
   });
   return { store, finalizer, staged, discarded, progress: () => progress++, count: () => progress };
 }
@@ -144,6 +154,54 @@ describe('Finalizer', () => {
     expect(errors.filter((l) => JSON.parse(l).error?.code === 'batch_cancelled')).toHaveLength(2);
     expect(store.deleted).toBe(1);
     expect(count()).toBeGreaterThan(0);
+  });
+
+  it('reads no chunk when every request has its outcome, and reports its steps', async () => {
+    const { store, finalizer, staged } = setup([1, 2, 3, 4].map((l) => outcome(l, l !== 2)));
+    const answeredLines = jest.spyOn(store, 'answeredLines');
+    const chunks = jest.spyOn(store, 'chunks');
+    const phases = {};
+    expect(await finalizer.finalize({ batchId: 'batch_1', reason: 'completed' }, undefined, phases)).toEqual({
+      status: 'completed',
+    });
+    expect(chunks).not.toHaveBeenCalled();
+    expect(answeredLines).not.toHaveBeenCalled();
+    expect(staged.map((s) => s.text.trim().split('\n').length)).toEqual([3, 1]);
+    expect(Object.keys(phases)).toEqual(['answer', 'count', 'output', 'errors', 'commit', 'cleanup']);
+  });
+
+  it('counts the requests it answers, its transitions, its duration and how long it has been running', async () => {
+    let clock = 1_000;
+    const now = () => new Date(clock);
+    const metrics = new Metrics(undefined, { now: () => clock });
+    const { store, finalizer } = setup([outcome(1, true), outcome(3, false)], metrics, now);
+    let release!: () => void;
+    store.beforeCommit = () => new Promise<void>((r) => (release = r));
+    const running = finalizer.finalize({ batchId: 'batch_1', reason: 'completed' });
+    await new Promise((r) => setImmediate(r));
+    clock += 42_000;
+    const during = parseExposition(await metrics.scrape());
+    expect(total(during, 'barge_finalize_oldest_running_seconds')).toBe(42);
+    release();
+    await running;
+
+    const s = parseExposition(await metrics.scrape());
+    // Lines 2 and 4 had no outcome: finalize answered them, with no upstream.
+    expect(
+      total(s, 'barge_requests_total', { outcome: 'failed', upstream: 'none', model: 'gpt-4o-mini' }),
+    ).toBe(2);
+    expect(total(s, 'barge_requests_total')).toBe(2);
+    expect(total(s, 'barge_batch_transitions_total', { status: 'finalizing' })).toBe(1);
+    expect(total(s, 'barge_batch_transitions_total', { status: 'completed' })).toBe(1);
+    expect(total(s, 'barge_finalize_duration_seconds_count', { status: 'completed' })).toBe(1);
+    expect(total(s, 'barge_finalize_duration_seconds_sum', { status: 'completed' })).toBe(42);
+    expect(total(s, 'barge_finalize_oldest_running_seconds')).toBe(0);
+
+    // A second finalize finds the batch ended: nothing more is counted.
+    await finalizer.finalize({ batchId: 'batch_1', reason: 'completed' });
+    const again = parseExposition(await metrics.scrape());
+    expect(total(again, 'barge_batch_transitions_total')).toBe(2);
+    expect(total(again, 'barge_finalize_duration_seconds_count')).toBe(1);
   });
 
   it('writes no output file when nothing succeeded, and records why a failed batch failed', async () => {

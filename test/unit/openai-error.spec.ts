@@ -76,7 +76,7 @@ describe('answers of the HTTP layer', () => {
     expect(clientErrorAnswer(odd).message).toBe('The request is not valid HTTP.');
   });
 
-  it('writes a complete raw response with the envelope, and closes', () => {
+  it('writes a complete raw response with the envelope and a request id of its own, and closes', () => {
     const raw = rawErrorResponse(
       clientErrorAnswer(Object.assign(new Error(), { code: 'HPE_HEADER_OVERFLOW' })),
     );
@@ -85,6 +85,7 @@ describe('answers of the HTTP layer', () => {
       'HTTP/1.1 431 Request Header Fields Too Large',
       'Content-Type: application/json; charset=utf-8',
       `Content-Length: ${Buffer.byteLength(body)}`,
+      expect.stringMatching(/^x-request-id: req_[0-9a-f]{32}$/),
       'Connection: close',
     ]);
     expect(Object.keys(JSON.parse(body).error).sort()).toEqual(['code', 'message', 'param', 'type']);

@@ -327,7 +327,8 @@ describe('upstream gateway', () => {
     });
 
     it('starts no attempt after the deadline, and leaves the request unanswered there', async () => {
-      const gateway = single({ backoffBaseMs: 100, backoffMaxMs: 100 });
+      // Attempts to spare (8 jittered 100 ms backoffs can fit in 400 ms): the deadline ends it.
+      const gateway = single({ backoffBaseMs: 100, backoffMaxMs: 100, maxAttempts: 1_000 });
       const deadline = Date.now() + 400;
       const result = await gateway.call(
         callOf({ body: chat('x', { simulate: { fail_times: 1e9, fail_status: 500 } }), deadline }),

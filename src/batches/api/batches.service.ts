@@ -22,6 +22,7 @@ import { presentBatch } from './batch.presenter';
 import { batchWorkflowStatus, startBatchWorkflow } from '../start-batch-workflow';
 import { BatchRepository } from '../store/batch.repository';
 import { parseCreateBatch } from './create-batch.request';
+import { Metrics } from '../../observability/metrics';
 import { idempotencyOf, replay } from './idempotency';
 
 export const PROVIDER_METADATA_KEY = 'barge_provider';
@@ -36,6 +37,7 @@ export class BatchesService {
     private readonly batches: BatchRepository,
     private readonly files: FileStore,
     @Inject(Client) private readonly temporal: Client,
+    private readonly metrics: Metrics,
   ) {}
 
   /**
@@ -121,6 +123,7 @@ export class BatchesService {
         throw serviceUnavailable('The batch could not be started right now; please retry.');
       }
     }
+    this.metrics.transition('validating');
     return presentBatch((await this.batches.find(batch.id)) ?? batch);
   }
 

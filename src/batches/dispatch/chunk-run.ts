@@ -1,3 +1,4 @@
+import type { Metrics } from '../../observability/metrics';
 import type { Clock } from '../../upstreams/clock';
 import { isAbortError } from '../../upstreams/abort';
 import type { UpstreamGateway, UpstreamResult } from '../../upstreams/upstream-gateway';
@@ -32,6 +33,8 @@ export interface ChunkJob {
   batchId: string;
   tenantId: string;
   endpoint: string;
+  /** The batch's model (a label of the request metrics). */
+  model?: string | null;
   provider: string | null;
   /** Epoch ms: the batch's expiry; nothing is sent after it. */
   deadline: number;
@@ -56,6 +59,8 @@ export interface ChunkRunDeps {
   recorder: OutcomeRecorder;
   clock: Clock;
   sleep?: Sleep;
+  /** Counts each request once its outcome is recorded; none made without it. */
+  metrics?: Metrics;
 }
 
 export type ChunkEnd = 'done' | 'aborted' | 'drained';
@@ -105,6 +110,7 @@ export class ChunkRun {
         this.internalAbort.abort(fatal);
         this.maybeFinish();
       },
+      (recorded) => deps.metrics?.recordedRequests(job.endpoint, job.model ?? null, recorded),
     );
   }
 
@@ -200,7 +206,11 @@ export class ChunkRun {
 
   private record(request: ChunkRequest, result: FinalResult): void {
     const { ok, output, usage } = outcomeLine(request.customId, result);
-    this.buffer.add({ ...this.outcome(request.line, request.customId, output, ok), ...usage });
+    this.buffer.add({
+      ...this.outcome(request.line, request.customId, output, ok),
+      ...usage,
+      upstream: result.upstream,
+    });
     delete this.attempts[request.line];
   }
 

@@ -48,6 +48,8 @@ export class OutcomeBuffer {
     private readonly sleep: Sleep,
     private readonly onHealth: (healthy: boolean) => void,
     private readonly onFatal: (error: InfrastructureFault) => void,
+    /** The outcomes a flush recorded (new rows only: each outcome is reported once). */
+    private readonly onRecorded: (outcomes: readonly RequestOutcome[]) => void = () => undefined,
   ) {}
 
   get size(): number {
@@ -82,6 +84,16 @@ export class OutcomeBuffer {
     if (this.fatalError) throw this.fatalError;
   }
 
+  private reportRecorded(batch: RequestOutcome[], lines: readonly number[]): void {
+    if (lines.length === 0) return;
+    if (lines.length === batch.length) {
+      this.onRecorded(batch);
+      return;
+    }
+    const added = new Set(lines);
+    this.onRecorded(batch.filter((o) => added.has(o.line)));
+  }
+
   private kick(): void {
     if (this.loop || this.fatalError || this.pending.length === 0) return;
     this.loop = this.run().finally(() => (this.loop = null));
@@ -96,7 +108,9 @@ export class OutcomeBuffer {
       this.pendingBytes = 0;
       this.firstPendingAt = null;
       try {
-        this.recorded += await this.recorder.record(this.batchId, batch);
+        const lines = await this.recorder.record(this.batchId, batch);
+        this.recorded += lines.length;
+        this.reportRecorded(batch, lines);
         if (this.failingSince !== null) {
           this.failingSince = null;
           this.onHealth(true);

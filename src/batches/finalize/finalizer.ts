@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { BatchErrorItem, BatchRecord } from '../../database/entities/batch.entity';
+import type { Metrics } from '../../observability/metrics';
 import type { ChunkContents } from '../dispatch/chunk-reader';
 import { isTerminal, type EndStatus } from '../store/batch.repository';
 import type { ChunkRange, RecordedLine, RequestOutcome } from '../store/work.repository';
@@ -64,7 +65,8 @@ export interface FencedSession {
 export interface FinalizeStore {
   /** The batch (BatchNotFound when it does not exist). */
   batch(batchId: string): Promise<BatchRecord>;
-  markFinalizing(batchId: string): Promise<void>;
+  /** in_progress -> finalizing; false when the batch was not in_progress. */
+  markFinalizing(batchId: string): Promise<boolean>;
   chunks(batchId: string): Promise<ChunkRange[]>;
   answeredLines(batchId: string, from: number, to: number): Promise<Set<number>>;
   countOutcomes(batchId: string): Promise<{ ok: number; failed: number }>;
@@ -72,6 +74,20 @@ export interface FinalizeStore {
   deleteWorkingData(batchId: string): Promise<void>;
   /** Runs `fn` holding the batch's fence; rejects with WorkBusy while another attempt holds it. */
   fenced<T>(batchId: string, fn: (session: FencedSession) => Promise<T>): Promise<T>;
+}
+
+/** Milliseconds per step of one finalize, for its log line. */
+export interface FinalizePhases {
+  /** Error lines for the requests without an outcome. */
+  answer?: number;
+  count?: number;
+  /** Streaming the output file into storage, and the error file. */
+  output?: number;
+  errors?: number;
+  /** The transaction that ends the batch. */
+  commit?: number;
+  /** Deleting the working rows, after the end. */
+  cleanup?: number;
 }
 
 export interface FinalizeDeps {
@@ -88,6 +104,8 @@ export interface FinalizeDeps {
   /** Removes a staged object that will not be committed (best effort: the sweep gets the rest). */
   discard(file: StagedFile): Promise<void>;
   now(): Date;
+  /** Finalize durations, transitions and the requests it answers; none made without it. */
+  metrics?: Metrics;
 }
 
 const END_OF: Record<FinalizeReason, EndStatus> = {
@@ -103,10 +121,14 @@ export const NO_OUTCOME = { code: 'internal_error', message: 'This request has n
 export class Finalizer {
   constructor(private readonly deps: FinalizeDeps) {}
 
-  /** `progress` is called as work goes on (the activity heartbeats with it). */
+  /**
+   * `progress` is called as work goes on (the activity heartbeats with it); `phases`, when
+   * given, receives how long each step took, in ms (the activity logs them).
+   */
   async finalize(
     request: FinalizeRequest,
     progress: () => void = () => undefined,
+    phases?: FinalizePhases,
   ): Promise<{ status: string }> {
     const { store } = this.deps;
     const { batchId } = request;
@@ -118,39 +140,76 @@ export class Finalizer {
     return store.fenced(batchId, async (session) => {
       const batch = await store.batch(batchId);
       if (isTerminal(batch.status)) return { status: batch.status };
-      if (request.reason === 'completed') await store.markFinalizing(batchId);
-      progress();
-
-      await this.answerTheRest(batch, request.reason, session, progress);
-      const counts = await store.countOutcomes(batchId);
-      const attempt = randomBytes(6).toString('hex');
-      const staged: StagedFile[] = [];
-      let committed = false;
+      const { metrics } = this.deps;
+      const startedAt = this.deps.now().getTime();
+      const running = metrics?.finalizeStarted();
+      let final = 'error';
       try {
-        const outputFile = counts.ok > 0 ? await this.stage(batch, 'output', attempt, progress) : null;
-        if (outputFile) staged.push(outputFile);
-        const errorFile = counts.failed > 0 ? await this.stage(batch, 'error', attempt, progress) : null;
-        if (errorFile) staged.push(errorFile);
-        const errors = request.failure
-          ? [{ code: request.failure.code, message: request.failure.message, param: null, line: null }]
-          : undefined;
-        committed = await session.commit(batch, {
-          status: END_OF[request.reason],
-          outputFile,
-          errorFile,
-          // output_expires_after is anchored at the output file's created_at: now.
-          filesExpireAt: batch.outputExpiresAfterSeconds
-            ? new Date(this.deps.now().getTime() + batch.outputExpiresAfterSeconds * 1000)
-            : null,
-          errors,
-        });
+        const result = await this.finalizeFenced(batch, request, session, progress, phases ?? {});
+        final = result.status;
+        return result;
       } finally {
-        if (!committed) await Promise.all(staged.map((f) => this.deps.discard(f)));
+        running?.();
+        metrics?.finalizeSeconds.labels(final).observe((this.deps.now().getTime() - startedAt) / 1000);
       }
-      const final = committed ? END_OF[request.reason] : (await store.batch(batchId)).status;
-      await store.deleteWorkingData(batchId);
-      return { status: final };
     });
+  }
+
+  private async finalizeFenced(
+    batch: BatchRecord,
+    request: FinalizeRequest,
+    session: FencedSession,
+    progress: () => void,
+    phases: FinalizePhases,
+  ): Promise<{ status: string }> {
+    const { store, metrics } = this.deps;
+    const batchId = batch.id;
+    let mark = this.deps.now().getTime();
+    const timed = <T>(phase: keyof FinalizePhases, value: T): T => {
+      const now = this.deps.now().getTime();
+      phases[phase] = now - mark;
+      mark = now;
+      return value;
+    };
+    if (request.reason === 'completed' && (await store.markFinalizing(batchId))) {
+      metrics?.transition('finalizing');
+    }
+    progress();
+
+    timed('answer', await this.answerTheRest(batch, request.reason, session, progress));
+    const counts = timed('count', await store.countOutcomes(batchId));
+    const attempt = randomBytes(6).toString('hex');
+    const staged: StagedFile[] = [];
+    let committed = false;
+    try {
+      const outputFile = counts.ok > 0 ? await this.stage(batch, 'output', attempt, progress) : null;
+      timed('output', outputFile);
+      if (outputFile) staged.push(outputFile);
+      const errorFile = counts.failed > 0 ? await this.stage(batch, 'error', attempt, progress) : null;
+      timed('errors', errorFile);
+      if (errorFile) staged.push(errorFile);
+      const errors = request.failure
+        ? [{ code: request.failure.code, message: request.failure.message, param: null, line: null }]
+        : undefined;
+      committed = await session.commit(batch, {
+        status: END_OF[request.reason],
+        outputFile,
+        errorFile,
+        // output_expires_after is anchored at the output file's created_at: now.
+        filesExpireAt: batch.outputExpiresAfterSeconds
+          ? new Date(this.deps.now().getTime() + batch.outputExpiresAfterSeconds * 1000)
+          : null,
+        errors,
+      });
+      timed('commit', committed);
+    } finally {
+      if (!committed) await Promise.all(staged.map((f) => this.deps.discard(f)));
+    }
+    if (committed) metrics?.transition(END_OF[request.reason]);
+    const final = committed ? END_OF[request.reason] : (await store.batch(batchId)).status;
+    await store.deleteWorkingData(batchId);
+    timed('cleanup', final);
+    return { status: final };
   }
 
   /** Every request without an outcome gets its error line: batch_cancelled, batch_expired, ... */
@@ -161,6 +220,9 @@ export class Finalizer {
     progress: () => void,
   ): Promise<void> {
     const { store } = this.deps;
+    // The counters move in the statement that records an outcome, and every chunk has
+    // stopped: when they add up to the total, no request is left and no chunk need be read.
+    if (batch.requestCompleted + batch.requestFailed >= batch.requestTotal) return;
     const unfinished = reason === 'completed' ? NO_OUTCOME : UNFINISHED[reason];
     for (const chunk of await store.chunks(batch.id)) {
       const answered = await store.answeredLines(
@@ -180,7 +242,8 @@ export class Finalizer {
         outputTokens: 0,
         reasoningTokens: 0,
       }));
-      await session.record(batch.id, missing);
+      const recorded = await session.record(batch.id, missing);
+      this.deps.metrics?.unansweredRecorded(batch.endpoint, batch.model, recorded);
       progress();
     }
   }

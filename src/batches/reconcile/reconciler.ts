@@ -1,4 +1,5 @@
 import type { BatchRecord } from '../../database/entities/batch.entity';
+import type { Metrics } from '../../observability/metrics';
 import type { FinalizeRequest } from '../finalize/finalizer';
 
 /**
@@ -36,6 +37,7 @@ export class Reconciler {
     private readonly deps: ReconcileDeps,
     /** A batch younger than this is left alone: its workflow may be starting right now. */
     private readonly graceMs: number,
+    private readonly metrics?: Metrics,
   ) {}
 
   async reconcileOnce(): Promise<ReconcileReport> {
@@ -47,6 +49,7 @@ export class Reconciler {
       if (workflow === 'RUNNING') continue;
       if (workflow === null && batch.status === 'validating') {
         await this.deps.startWorkflow(batch);
+        this.metrics?.reconciled.labels('started').inc();
         report.started.push(batch.id);
         continue;
       }
@@ -63,6 +66,7 @@ export class Reconciler {
               },
             },
       );
+      this.metrics?.reconciled.labels('finalized').inc();
       report.finalized.push({ id: batch.id, status, workflow: workflow ?? 'MISSING' });
     }
     return report;

@@ -79,37 +79,43 @@ export class BatchRepository {
     return rows.length > 0;
   }
 
-  /** validating (or cancelling before it had started) -> failed, with the validation errors. */
-  async markValidationFailed(id: string, errors: BatchErrorItem[], total: number): Promise<void> {
-    await this.db.query(
+  /**
+   * validating (or cancelling before it had started) -> failed, with the validation errors.
+   * False when the batch was in neither status (a retried call).
+   */
+  async markValidationFailed(id: string, errors: BatchErrorItem[], total: number): Promise<boolean> {
+    const [rows] = (await this.db.query(
       `UPDATE batches SET status = 'failed', failed_at = now(), errors = $2, request_total = $3
-        WHERE id = $1 AND status IN ('validating', 'cancelling')`,
+        WHERE id = $1 AND status IN ('validating', 'cancelling') RETURNING id`,
       [id, JSON.stringify({ data: errors }), total],
-    );
+    )) as [unknown[], number];
+    return rows.length > 0;
   }
 
-  /** validating | in_progress -> cancelling. Returns the status afterwards. */
-  async markCancelling(id: string): Promise<BatchStatus> {
+  /** validating | in_progress -> cancelling. Returns the status afterwards, and whether this call changed it. */
+  async markCancelling(id: string): Promise<{ status: BatchStatus; changed: boolean }> {
     // A WITH ... SELECT answers plain rows (an UPDATE ... RETURNING would answer [rows, count]).
     const rows = (await this.db.query(
       `WITH upd AS (
          UPDATE batches SET status = 'cancelling', cancelling_at = now()
           WHERE id = $1 AND status IN ('validating', 'in_progress') RETURNING status
        )
-       SELECT status FROM upd
-       UNION ALL SELECT status FROM batches WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM upd)`,
+       SELECT status, true AS changed FROM upd
+       UNION ALL SELECT status, false AS changed FROM batches WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM upd)`,
       [id],
-    )) as { status: BatchStatus }[];
+    )) as { status: BatchStatus; changed: boolean }[];
     const row = rows[0];
     if (!row) throw new BatchNotFound(id);
-    return row.status;
+    return { status: row.status, changed: row.changed };
   }
 
-  async markFinalizing(id: string): Promise<void> {
-    await this.db.query(
-      `UPDATE batches SET status = 'finalizing', finalizing_at = now() WHERE id = $1 AND status = 'in_progress'`,
+  /** in_progress -> finalizing; false when the batch was not in_progress. */
+  async markFinalizing(id: string): Promise<boolean> {
+    const [rows] = (await this.db.query(
+      `UPDATE batches SET status = 'finalizing', finalizing_at = now() WHERE id = $1 AND status = 'in_progress' RETURNING id`,
       [id],
-    );
+    )) as [unknown[], number];
+    return rows.length > 0;
   }
 
   /**

@@ -24,7 +24,7 @@ export class PgFinalizeStore implements FinalizeStore {
     return this.batches.get(batchId);
   }
 
-  markFinalizing(batchId: string): Promise<void> {
+  markFinalizing(batchId: string): Promise<boolean> {
     return this.batches.markFinalizing(batchId);
   }
 
@@ -64,7 +64,7 @@ export class PgFinalizeStore implements FinalizeStore {
       if (!locked) throw new WorkBusy(`batch ${batchId} is being finalized by another attempt`);
       try {
         return await fn({
-          record: (id, outcomes) => recordOutcomes(runner.manager, id, outcomes),
+          record: async (id, outcomes) => (await recordOutcomes(runner.manager, id, outcomes)).length,
           commit: (batch, end) => this.commit(runner.manager, batch, end),
         });
       } finally {

@@ -29,12 +29,14 @@ export interface RequestOutcome {
   cachedTokens: number;
   outputTokens: number;
   reasoningTokens: number;
+  /** The upstream that gave the answer, for metrics (not stored). */
+  upstream?: string | null;
 }
 
 /** Where outcomes are recorded; the dispatch and finalize code depend on this, not on SQL. */
 export interface OutcomeRecorder {
-  /** Records outcomes exactly once; returns how many were new. */
-  record(batchId: string, outcomes: readonly RequestOutcome[]): Promise<number>;
+  /** Records outcomes exactly once; returns the lines that were new. */
+  record(batchId: string, outcomes: readonly RequestOutcome[]): Promise<number[]>;
 }
 
 /** A recorded output line and where it came from. */
@@ -120,7 +122,7 @@ export class WorkRepository implements OutcomeRecorder {
     return new Set(rows.map((r) => r.line));
   }
 
-  record(batchId: string, outcomes: readonly RequestOutcome[]): Promise<number> {
+  record(batchId: string, outcomes: readonly RequestOutcome[]): Promise<number[]> {
     return recordOutcomes(this.db, batchId, outcomes);
   }
 
@@ -185,16 +187,17 @@ export class WorkRepository implements OutcomeRecorder {
 /**
  * Records outcomes exactly once: a line that already has one is skipped, and only rows
  * actually inserted move the batch's counters and usage (all in one statement). Rows arriving
- * after the batch ended are dropped. `db` may be a transaction (finalize records the
- * unanswered requests inside its fenced session).
+ * after the batch ended are dropped. Returns the lines inserted (metrics count those, once).
+ * `db` may be a transaction (finalize records the unanswered requests inside its fenced
+ * session).
  */
 export async function recordOutcomes(
   db: Db,
   batchId: string,
   outcomes: readonly RequestOutcome[],
-): Promise<number> {
-  if (outcomes.length === 0) return 0;
-  const rows: { inserted: number }[] = await db.query(
+): Promise<number[]> {
+  if (outcomes.length === 0) return [];
+  const rows: { lines: number[] }[] = await db.query(
     `WITH input AS (
        SELECT * FROM unnest($2::int[], $3::text[], $4::bool[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
          AS t(line, custom_id, ok, output, input_tokens, cached_tokens, output_tokens, reasoning_tokens)
@@ -223,7 +226,7 @@ export async function recordOutcomes(
          reasoning_tokens = b.reasoning_tokens + t.reasoning_tokens
        FROM totals t WHERE b.id = $1 AND t.n > 0
      )
-     SELECT n::int AS inserted FROM totals`,
+     SELECT coalesce((SELECT array_agg(line) FROM ins), '{}'::int[]) AS lines`,
     [
       batchId,
       outcomes.map((o) => o.line),
@@ -236,7 +239,7 @@ export async function recordOutcomes(
       outcomes.map((o) => o.reasoningTokens),
     ],
   );
-  return rows[0].inserted;
+  return rows[0].lines;
 }
 
 function toChunk(row: Record<string, string | number>): ChunkRange {
