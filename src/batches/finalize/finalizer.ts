@@ -220,11 +220,13 @@ export class Finalizer {
     progress: () => void,
   ): Promise<void> {
     const { store } = this.deps;
+    const chunks = await store.chunks(batch.id);
     // The counters move in the statement that records an outcome, and every chunk has
-    // stopped: when they add up to the total, no request is left and no chunk need be read.
-    if (batch.requestCompleted + batch.requestFailed >= batch.requestTotal) return;
+    // stopped: when they add up to the requests planned, none is left and no chunk need be read.
+    const planned = chunks.reduce((n, c) => n + c.requestCount, 0);
+    if (batch.requestCompleted + batch.requestFailed >= planned) return;
     const unfinished = reason === 'completed' ? NO_OUTCOME : UNFINISHED[reason];
-    for (const chunk of await store.chunks(batch.id)) {
+    for (const chunk of chunks) {
       const answered = await store.answeredLines(
         batch.id,
         chunk.firstLine,

@@ -139,6 +139,11 @@ export class WorkRepository implements OutcomeRecorder {
    * Recorded lines of one kind in line order, in pages of at most `pageBytes` (and
    * `pageRows`): memory stays flat whatever the size of each answer. A row larger than a page
    * is a page of its own.
+   *
+   * Two range scans of the primary key per page, never a join: request_results grows from
+   * nothing within one batch, so its statistics are stale exactly when a batch finalizes,
+   * and a planner that believes a page has one row joins it quadratically (a self-join here
+   * read ~42 million rows per 2,000-row page; test/batches/work-repository.spec.ts).
    */
   async *outputs(
     batchId: string,
@@ -147,20 +152,22 @@ export class WorkRepository implements OutcomeRecorder {
   ): AsyncGenerator<RecordedLine> {
     let after = 0;
     for (;;) {
-      const rows: { line: number; output: string }[] = await this.db.query(
-        `WITH page AS (
-           SELECT line, sum(bytes) OVER (ORDER BY line) - bytes AS before
-             FROM (SELECT line, bytes FROM request_results
-                    WHERE batch_id = $1 AND ok = $2 AND line > $3 ORDER BY line LIMIT $4) p
-         )
-         SELECT r.line, r.output FROM page
-           JOIN request_results r ON r.batch_id = $1 AND r.line = page.line
-          WHERE page.before < $5 ORDER BY r.line`,
-        [batchId, ok, after, pageRows, pageBytes],
-      );
-      if (rows.length === 0) return;
+      const sizes: { line: number; bytes: number }[] = await this.db.query(OUTPUT_PAGE_SIZES_SQL, [
+        batchId,
+        ok,
+        after,
+        pageRows,
+      ]);
+      if (sizes.length === 0) return;
+      let last = sizes[0].line;
+      let bytes = sizes[0].bytes;
+      for (let i = 1; i < sizes.length && bytes + sizes[i].bytes <= pageBytes; i++) {
+        last = sizes[i].line;
+        bytes += sizes[i].bytes;
+      }
+      const rows: RecordedLine[] = await this.db.query(OUTPUT_PAGE_ROWS_SQL, [batchId, ok, after, last]);
       for (const row of rows) yield row;
-      after = rows[rows.length - 1].line;
+      after = last;
     }
   }
 
@@ -183,6 +190,13 @@ export class WorkRepository implements OutcomeRecorder {
     return rows.map((r) => r.id);
   }
 }
+
+/** A page's lines and sizes: the first `$4` recorded lines of one kind after line `$3`. */
+export const OUTPUT_PAGE_SIZES_SQL = `SELECT line, bytes FROM request_results
+  WHERE batch_id = $1 AND ok = $2 AND line > $3 ORDER BY line LIMIT $4`;
+/** A page's rows: the recorded lines of one kind in (`$3`, `$4`]. */
+export const OUTPUT_PAGE_ROWS_SQL = `SELECT line, output FROM request_results
+  WHERE batch_id = $1 AND ok = $2 AND line > $3 AND line <= $4 ORDER BY line`;
 
 /**
  * Records outcomes exactly once: a line that already has one is skipped, and only rows
