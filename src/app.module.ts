@@ -3,6 +3,7 @@ import { APP_FILTER, DiscoveryModule } from '@nestjs/core';
 import { AuthModule } from './auth/auth.module';
 import { BatchesModule } from './batches/api/batches.module';
 import { OpenAIErrorFilter } from './common/openai-error';
+import { ConsoleModule } from './console/console.module';
 import { CoreModule } from './core.module';
 import { FilesModule } from './files/files.module';
 import { HealthController } from './health/health.controller';
@@ -19,6 +20,7 @@ import { WebhooksModule } from './webhooks/webhook-endpoints.controller';
     BatchesModule,
     WebhooksModule,
     DiscoveryModule,
+    ConsoleModule,
   ],
   controllers: [HealthController],
   providers: [{ provide: APP_FILTER, useClass: OpenAIErrorFilter }],

@@ -11,6 +11,7 @@ import { fileBytes, httpMetrics } from './observability/http-metrics';
 import { createLogger, logProcessWarnings } from './observability/logger';
 import { Metrics } from './observability/metrics';
 import { assignRequestIds } from './observability/request-id';
+import { setupOpenApi } from './openapi/openapi';
 
 /** Lines before Nest's logger exists (a bad configuration, a failed start). */
 const bootLogger = createLogger({ name: 'barge-api', level: 'info' });
@@ -44,6 +45,7 @@ async function bootstrap(): Promise<void> {
   app.use(app.get(ApiKeyGuard).middleware());
   // JSON bodies are small (batch creation); uploads are multipart and streamed, never parsed here.
   app.use(json({ limit: '1mb' }), bodyParserErrors);
+  setupOpenApi(app);
   app.enableShutdownHooks();
   await app.listen(config.api.port, config.api.host);
   PinoLogger.root.info(`barge-api: listening on http://${config.api.host}:${config.api.port}`);

@@ -10,12 +10,18 @@ const NO_KEY =
   'using Bearer auth (i.e. Authorization: Bearer YOUR_KEY). Operators create keys with `barge keys create`.';
 
 /**
- * Paths anyone may call: the health checks that load balancers and orchestrators poll, and
- * the metrics Prometheus scrapes (their own token, if any: src/observability/metrics.controller.ts).
+ * Paths anyone may call: the health checks that load balancers and orchestrators poll, the
+ * metrics Prometheus scrapes (their own token, if any: src/observability/metrics.controller.ts),
+ * the API's description, and the pages of the console and the docs (static files holding no
+ * data: the console's script calls /v1 with the key the user signs in with).
  */
-const PUBLIC_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+const PUBLIC_PATHS = new Set(['/healthz', '/readyz', '/metrics', '/v1/openapi.json']);
+const PUBLIC_PREFIXES = ['/console', '/docs'];
 
-const isPublic = (path: string) => PUBLIC_PATHS.has(path.toLowerCase().replace(/\/+$/, ''));
+const isPublic = (path: string) => {
+  const p = path.toLowerCase().replace(/\/+$/, '');
+  return PUBLIC_PATHS.has(p) || PUBLIC_PREFIXES.some((prefix) => p === prefix || p.startsWith(`${prefix}/`));
+};
 
 /**
  * Admits requests carrying a live API key (`Authorization: Bearer sk-barge-...`) and records

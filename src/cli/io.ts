@@ -2,6 +2,10 @@
 export interface CliIO {
   out(text: string): void;
   err(text: string): void;
+  /** stdout without a newline, to redraw a progress line in place. */
+  write?(text: string): void;
+  /** Set when stdout is a terminal (else output degrades to plain lines). */
+  tty?: { readonly columns: number };
 }
 
 /** Bad command-line usage: the message and the usage text are printed, exit code 2. */

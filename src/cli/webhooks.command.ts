@@ -1,4 +1,5 @@
-import { callApi, type ApiTarget } from './api-client';
+import { parseArgs } from 'node:util';
+import { API_OPTIONS, ApiClient, resolveTarget } from './api-client';
 import type { CliIO } from './io';
 import { UsageError } from './io';
 import { formatTable } from './table';
@@ -35,7 +36,7 @@ function oneId(positionals: string[], command: string): string {
 
 /** `barge webhooks create|list|delete|rotate|test`, through the API. Returns the exit code. */
 export async function webhooksCommand(
-  api: ApiTarget,
+  client: ApiClient,
   action: string,
   args: WebhookArgs,
   io: CliIO,
@@ -45,7 +46,7 @@ export async function webhooksCommand(
       if (!args.url) throw new UsageError('webhooks create needs --url URL');
       if (args.positionals.length > 0)
         throw new UsageError(`webhooks create takes no argument "${args.positionals[0]}"`);
-      const created = await callApi<Endpoint>(api, 'POST', '/v1/webhook_endpoints', {
+      const created = await client.json<Endpoint>('POST', '/webhook_endpoints', {
         url: args.url,
         event_types: (args.events ?? ALL_EVENTS).split(',').map((e) => e.trim()),
         ...(args.name !== undefined && { name: args.name }),
@@ -62,7 +63,7 @@ export async function webhooksCommand(
       return 0;
     }
     case 'list': {
-      const list = await callApi<{ data: Endpoint[] }>(api, 'GET', '/v1/webhook_endpoints?limit=100');
+      const list = await client.json<{ data: Endpoint[] }>('GET', '/webhook_endpoints?limit=100');
       if (args.json) io.out(JSON.stringify(list.data, null, 2));
       else if (list.data.length === 0) io.err('No webhook endpoints yet.');
       else {
@@ -85,16 +86,15 @@ export async function webhooksCommand(
     }
     case 'delete': {
       const id = oneId(args.positionals, 'delete');
-      await callApi(api, 'DELETE', `/v1/webhook_endpoints/${encodeURIComponent(id)}`);
+      await client.json('DELETE', `/webhook_endpoints/${encodeURIComponent(id)}`);
       io.out(`Deleted ${id}.`);
       return 0;
     }
     case 'rotate': {
       const id = oneId(args.positionals, 'rotate');
-      const rotated = await callApi<Endpoint & { previous_secret_expires_at: number | null }>(
-        api,
+      const rotated = await client.json<Endpoint & { previous_secret_expires_at: number | null }>(
         'POST',
-        `/v1/webhook_endpoints/${encodeURIComponent(id)}/rotate_secret`,
+        `/webhook_endpoints/${encodeURIComponent(id)}/rotate_secret`,
         { keep_previous_secret: args['keep-previous'] ?? false },
       );
       io.err(
@@ -108,7 +108,7 @@ export async function webhooksCommand(
     }
     case 'test': {
       const id = oneId(args.positionals, 'test');
-      const result = await callApi<{
+      const result = await client.json<{
         ok: boolean;
         event_id: string;
         event_type: string;
@@ -116,9 +116,8 @@ export async function webhooksCommand(
         error: string | null;
         duration_ms: number;
       }>(
-        api,
         'POST',
-        `/v1/webhook_endpoints/${encodeURIComponent(id)}/test`,
+        `/webhook_endpoints/${encodeURIComponent(id)}/test`,
         args.event ? { event_type: args.event } : {},
       );
       if (args.json) io.out(JSON.stringify(result, null, 2));
@@ -136,30 +135,42 @@ export async function webhooksCommand(
   }
 }
 
-/** `barge batches retry ID [--include failed,expired,cancelled] [--window 24h]`. */
-export async function batchesCommand(
-  api: ApiTarget,
-  action: string,
-  args: { include?: string; window?: string; json?: boolean; positionals: string[] },
+export const WEBHOOKS_USAGE = `  barge webhooks create --url URL [--events batch.completed,...] [--name LABEL] [--payload thin|full]
+                                                   add a receiver; its signing secret is printed
+                                                   once, as the last line (default: all 4 events)
+  barge webhooks list [--json]                     the tenant's endpoints (secrets as hints only)
+  barge webhooks delete WEBHOOK_ID                 remove an endpoint
+  barge webhooks rotate WEBHOOK_ID [--keep-previous]
+                                                   a new secret (the old one valid 24 h more)
+  barge webhooks test WEBHOOK_ID [--event TYPE]    send a test event; exit 1 if it failed`;
+
+/** Runs `barge webhooks ...` against the API (Barge's /v1/webhook_endpoints); returns the exit code. */
+export async function webhooksApiCommand(
+  argv: string[],
   io: CliIO,
+  env: Record<string, string | undefined>,
 ): Promise<number> {
-  if (action !== 'retry')
-    throw new UsageError(action ? `unknown batches command "${action}"` : 'batches needs a command');
-  if (args.positionals.length !== 1) throw new UsageError('batches retry needs exactly one BATCH_ID');
-  const id = args.positionals[0];
-  const batch = await callApi<{ id: string; request_counts?: unknown; metadata: Record<string, string> }>(
-    api,
-    'POST',
-    `/v1/batches/${encodeURIComponent(id)}/retry`,
-    {
-      ...(args.include !== undefined && { include: args.include.split(',').map((s) => s.trim()) }),
-      ...(args.window !== undefined && { completion_window: args.window }),
-    },
-  );
-  if (args.json) io.out(JSON.stringify(batch, null, 2));
-  else {
-    io.err(`Created ${batch.id}, retrying the requests of ${id}.`);
-    io.out(batch.id);
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: {
+        ...API_OPTIONS,
+        url: { type: 'string' },
+        events: { type: 'string' },
+        name: { type: 'string' },
+        payload: { type: 'string' },
+        'keep-previous': { type: 'boolean' },
+        event: { type: 'string' },
+        json: { type: 'boolean' },
+      },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
   }
-  return 0;
+  const [action, ...positionals] = parsed.positionals;
+  const client = new ApiClient(resolveTarget(parsed.values, env));
+  return webhooksCommand(client, action ?? '', { ...parsed.values, positionals }, io);
 }

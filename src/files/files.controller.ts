@@ -1,12 +1,25 @@
 import { Controller, Delete, Get, HttpCode, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { pipeline } from 'node:stream/promises';
+import {
+  ApiBearerAuth,
+  ApiBody,
+  ApiConsumes,
+  ApiDefaultResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiParam,
+  ApiProduces,
+  ApiQuery,
+  ApiTags,
+} from '@nestjs/swagger';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { AuthenticatedTenant, CurrentTenant } from '../auth/current-tenant.decorator';
 import { OpenAIError, serviceUnavailable } from '../common/openai-error';
 import { ListObject, parsePageQuery, single, toListObject } from '../common/pagination';
 import { PathIdPipe } from '../common/tenant-input';
 import type { FileRecord } from '../database/entities/file.entity';
+import { ref } from '../openapi/schemas';
 import { parseRange, rangeNotSatisfiable } from './byte-range';
 import { contentTypeOf, FileStore, fileNotFound } from './file-store';
 import { FileUploadService } from './file-upload.service';
@@ -18,6 +31,9 @@ const PAGE = { defaultLimit: 10_000, maxLimit: 10_000 };
 /** A path file id: one that cannot exist answers like an unknown one. */
 const FileId = new PathIdPipe(fileNotFound);
 
+@ApiTags('Files')
+@ApiBearerAuth()
+@ApiDefaultResponse({ description: "An error, in OpenAI's envelope.", schema: ref('Error') })
 @Controller('v1/files')
 @UseGuards(ApiKeyGuard)
 export class FilesController {
@@ -28,11 +44,20 @@ export class FilesController {
 
   @Post()
   @HttpCode(200)
+  @ApiOperation({ summary: 'Upload a file (multipart form, streamed to storage)' })
+  @ApiConsumes('multipart/form-data')
+  @ApiBody({ schema: ref('UploadFileRequest') })
+  @ApiOkResponse({ schema: ref('File') })
   async upload(@CurrentTenant() tenant: AuthenticatedTenant, @Req() req: Request): Promise<FileObject> {
     return toFileObject(await this.uploads.upload(tenant.id, req));
   }
 
   @Get()
+  @ApiOperation({ summary: 'List your files' })
+  @ApiQuery({ name: 'purpose', required: false })
+  @ApiQuery({ name: 'limit', required: false, schema: { type: 'integer', minimum: 1, maximum: 10000 } })
+  @ApiQuery({ name: 'after', required: false, description: 'A file id: the page starts after it.' })
+  @ApiOkResponse({ schema: ref('FileList') })
   async list(
     @CurrentTenant() tenant: AuthenticatedTenant,
     @Query() query: Record<string, unknown>,
@@ -42,6 +67,9 @@ export class FilesController {
   }
 
   @Get(':id')
+  @ApiOperation({ summary: 'Retrieve a file' })
+  @ApiParam({ name: 'id', description: 'A file id (file-...).' })
+  @ApiOkResponse({ schema: ref('File') })
   async retrieve(
     @CurrentTenant() tenant: AuthenticatedTenant,
     @Param('id', FileId) id: string,
@@ -50,6 +78,9 @@ export class FilesController {
   }
 
   @Delete(':id')
+  @ApiOperation({ summary: 'Delete a file' })
+  @ApiParam({ name: 'id', description: 'A file id (file-...).' })
+  @ApiOkResponse({ schema: ref('DeletedFile') })
   async remove(
     @CurrentTenant() tenant: AuthenticatedTenant,
     @Param('id', FileId) id: string,
@@ -63,6 +94,13 @@ export class FilesController {
    * can resume; the id doubles as a strong ETag since a file's content never changes.
    */
   @Get(':id/content')
+  @ApiOperation({
+    summary: "A file's content",
+    description: 'Streamed; one HTTP range per request (206), the file id as a strong ETag.',
+  })
+  @ApiParam({ name: 'id', description: 'A file id (file-...).' })
+  @ApiProduces('application/jsonl', 'application/octet-stream')
+  @ApiOkResponse({ description: 'The bytes.', schema: { type: 'string', format: 'binary' } })
   async content(
     @CurrentTenant() tenant: AuthenticatedTenant,
     @Param('id', FileId) id: string,

@@ -1,9 +1,11 @@
 import { Controller, Get, Inject, Res } from '@nestjs/common';
+import { ApiExtension, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { Client } from '@temporalio/client';
 import type { Response } from 'express';
 import { DataSource } from 'typeorm';
 import type { BargeConfig } from '../config/config';
 import { CONFIG } from '../core.module';
+import { ref } from '../openapi/schemas';
 import { OBJECT_STORAGE, ObjectStorage } from '../storage/object-storage';
 import { pingTemporal } from '../temporal/temporal-client';
 
@@ -26,6 +28,7 @@ async function check(fn: () => Promise<unknown>): Promise<CheckResult> {
   }
 }
 
+@ApiTags('Health')
 @Controller()
 export class HealthController {
   constructor(
@@ -37,12 +40,19 @@ export class HealthController {
 
   /** Liveness: the process is up and serving HTTP. */
   @Get('healthz')
+  @ApiOperation({ summary: 'Liveness (Barge; no key needed)' })
+  @ApiExtension('x-barge', true)
+  @ApiOkResponse({ schema: ref('Health') })
   healthz() {
     return { status: 'ok' };
   }
 
   /** Readiness: every dependency answers. 503 names whatever is down. */
   @Get('readyz')
+  @ApiOperation({ summary: 'Readiness: every dependency answers (Barge; no key needed)' })
+  @ApiExtension('x-barge', true)
+  @ApiOkResponse({ schema: ref('Readiness') })
+  @ApiResponse({ status: 503, description: 'A dependency is down.', schema: ref('Readiness') })
   async readyz(@Res({ passthrough: true }) res: Response) {
     const [postgres, minio, temporal] = await Promise.all([
       check(() => this.dataSource.query('SELECT 1')),

@@ -1,4 +1,5 @@
 import { Controller, Get, Inject, Req, Res } from '@nestjs/common';
+import { ApiExtension, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { timingSafeEqual } from 'node:crypto';
 import type { BargeConfig } from '../config/config';
@@ -12,6 +13,7 @@ import { Metrics } from './metrics';
  * the public path at their proxy. With `api.metricsToken` set it wants that bearer token;
  * tenants' API keys never open it (they are for one tenant's data; this is everyone's).
  */
+@ApiTags('Health')
 @Controller()
 export class MetricsController {
   private readonly token: Buffer | null;
@@ -24,6 +26,12 @@ export class MetricsController {
   }
 
   @Get('metrics')
+  @ApiOperation({
+    summary: "Prometheus metrics (Barge; no API key, the metrics token when it's set)",
+  })
+  @ApiExtension('x-barge', true)
+  @ApiProduces('text/plain')
+  @ApiOkResponse({ description: "Prometheus' text format.", schema: { type: 'string' } })
   async scrape(@Req() req: Request, @Res() res: Response): Promise<void> {
     if (this.token && !this.authorized(req.headers.authorization)) {
       throw unauthorized('GET /metrics needs the metrics token: Authorization: Bearer BARGE_METRICS_TOKEN.');

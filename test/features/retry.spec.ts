@@ -156,7 +156,7 @@ describe('retry of what failed', () => {
           '--api-key',
           key,
           '--base-url',
-          apiUrl(),
+          `${apiUrl()}/v1`,
         ],
         (err, stdout) => resolve({ code: err ? 1 : 0, stdout }),
       ),

@@ -360,7 +360,7 @@ describe('webhooks', () => {
       new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
         execFile(
           process.execPath,
-          [join(ROOT, 'dist/src/cli/barge.js'), ...args, '--api-key', key, '--base-url', apiUrl()],
+          [join(ROOT, 'dist/src/cli/barge.js'), ...args, '--api-key', key, '--base-url', `${apiUrl()}/v1`],
           (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
         );
       });

@@ -1,5 +1,18 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
 import type { Response } from 'express';
+import {
+  ApiBearerAuth,
+  ApiBody,
+  ApiDefaultResponse,
+  ApiExtension,
+  ApiHeader,
+  ApiOkResponse,
+  ApiOperation,
+  ApiParam,
+  ApiProduces,
+  ApiQuery,
+  ApiTags,
+} from '@nestjs/swagger';
 import { ApiKeyGuard } from '../../auth/api-key.guard';
 import { CurrentTenant } from '../../auth/current-tenant.decorator';
 import { invalidRequest, notFound } from '../../common/openai-error';
@@ -8,6 +21,7 @@ import { PathIdPipe, requireStorable } from '../../common/tenant-input';
 import { echo } from '../../common/text';
 import { BatchResultsService, parseResultsQuery } from './batch-results.service';
 import { BatchRetryService } from './batch-retry.service';
+import { ref } from '../../openapi/schemas';
 import { BatchesService } from './batches.service';
 
 /** A path batch id: one that cannot exist answers like an unknown one (as BatchesService does). */
@@ -30,6 +44,9 @@ function providerHeader(value: string | undefined): string | undefined {
   return value;
 }
 
+@ApiTags('Batches')
+@ApiBearerAuth()
+@ApiDefaultResponse({ description: "An error, in OpenAI's envelope.", schema: ref('Error') })
 @Controller('v1/batches')
 @UseGuards(ApiKeyGuard)
 export class BatchesController {
@@ -41,6 +58,19 @@ export class BatchesController {
 
   @Post()
   @HttpCode(200)
+  @ApiOperation({ summary: 'Create a batch over an uploaded JSONL file' })
+  @ApiBody({ schema: ref('CreateBatchRequest') })
+  @ApiHeader({
+    name: 'x-barge-provider',
+    required: false,
+    description: 'Barge: send every request of the batch to this configured upstream.',
+  })
+  @ApiHeader({
+    name: 'idempotency-key',
+    required: false,
+    description: 'Barge: a retried create with the same key returns the same batch.',
+  })
+  @ApiOkResponse({ description: 'The new batch (status `validating`).', schema: ref('Batch') })
   create(
     @CurrentTenant() tenant: { id: string },
     @Body() body: unknown,
@@ -52,18 +82,35 @@ export class BatchesController {
 
   /** Newest first, as OpenAI lists batches. */
   @Get()
+  @ApiOperation({ summary: 'List your batches, newest first' })
+  @ApiQuery({
+    name: 'limit',
+    required: false,
+    schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
+  })
+  @ApiQuery({ name: 'after', required: false, description: 'A batch id: the page starts after it.' })
+  @ApiOkResponse({ schema: ref('BatchList') })
   list(@CurrentTenant() tenant: { id: string }, @Query() query: Record<string, unknown>) {
     const page = parsePageQuery(query, { defaultLimit: 20, maxLimit: 100 });
     return this.batches.list(tenant.id, { ...page, order: 'desc' });
   }
 
   @Get(':id')
+  @ApiOperation({ summary: 'Retrieve a batch' })
+  @ApiParam({ name: 'id', description: 'A batch id (batch_...).' })
+  @ApiOkResponse({ schema: ref('Batch') })
   get(@CurrentTenant() tenant: { id: string }, @Param('id', BatchId) id: string) {
     return this.batches.get(tenant.id, id);
   }
 
   @Post(':id/cancel')
   @HttpCode(200)
+  @ApiOperation({
+    summary: 'Cancel a batch',
+    description: 'The batch goes to `cancelling`, then `cancelled`; results already in are kept.',
+  })
+  @ApiParam({ name: 'id', description: 'A batch id (batch_...).' })
+  @ApiOkResponse({ schema: ref('Batch') })
   cancel(@CurrentTenant() tenant: { id: string }, @Param('id', BatchId) id: string) {
     return this.batches.cancel(tenant.id, id);
   }
@@ -71,6 +118,14 @@ export class BatchesController {
   /** A new batch of this ended batch's failed (or expired, or cancelled) requests. */
   @Post(':id/retry')
   @HttpCode(200)
+  @ApiExtension('x-barge', true)
+  @ApiOperation({
+    summary: 'Retry what did not succeed: a new batch of the failed (or expired, cancelled) requests',
+    description:
+      'Body: `include` (`failed`, `expired`, `cancelled`; default `failed`), `completion_window`, `metadata`. 409 while the batch runs.',
+  })
+  @ApiParam({ name: 'id', description: 'An ended batch id (batch_...).' })
+  @ApiOkResponse({ schema: ref('Batch') })
   retry(
     @CurrentTenant() tenant: { id: string },
     @Param('id', BatchId) id: string,
@@ -86,6 +141,15 @@ export class BatchesController {
    * `after_line` = `X-Last-Line` while `X-Has-More` is true.
    */
   @Get(':id/results')
+  @ApiExtension('x-barge', true)
+  @ApiOperation({
+    summary: 'Results so far, as JSONL in input order, while the batch runs and after',
+    description:
+      'Query: `after_line`, `limit`, `ok`, `custom_id`. Headers: `X-Incomplete`, `X-Has-More`, `X-Last-Line`.',
+  })
+  @ApiParam({ name: 'id', description: 'A batch id (batch_...).' })
+  @ApiProduces('application/jsonl')
+  @ApiOkResponse({ description: 'One output or error line per recorded request.' })
   async resultLines(
     @CurrentTenant() tenant: { id: string },
     @Param('id', BatchId) id: string,
