@@ -2,8 +2,10 @@ import { parseArgs } from 'node:util';
 import { ApiKeyStore } from '../auth/api-key-store';
 import { ConfigError, loadConfig } from '../config/config';
 import { connectDatabase } from '../database/data-source';
+import { TenantQuotas } from '../tenants/tenant-quotas';
 import { CliIO, UsageError } from './io';
 import { keysCommand } from './keys.command';
+import { tenantsCommand } from './tenants.command';
 
 export const USAGE = `Usage: barge <command>
 
@@ -12,6 +14,12 @@ export const USAGE = `Usage: barge <command>
   barge keys list [--tenant NAME] [--json]         list keys (never their secrets)
   barge keys revoke KEY_ID                         revoke a key; its next request gets 401
 
+  barge tenants set --tenant NAME [--max-active-batches N] [--max-storage-bytes N]
+                    [--max-enqueued-tokens N]      set a tenant's quotas; N is a number,
+                                                   "unlimited" or "default" (the configured one)
+  barge tenants list [--tenant NAME] [--json]      tenants with their quotas and current use
+
+
 Configuration comes from BARGE_CONFIG and BARGE_* variables, as for the API (at least
 BARGE_POSTGRES_URL, BARGE_STORAGE_*). Exit codes: 0 ok, 1 failure, 2 bad usage or configuration.`;
 
@@ -19,8 +27,17 @@ const OPTIONS = {
   tenant: { type: 'string' },
   name: { type: 'string' },
   json: { type: 'boolean' },
+  'max-active-batches': { type: 'string' },
+  'max-storage-bytes': { type: 'string' },
+  'max-enqueued-tokens': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+/** The options each command takes (parseArgs knows them all; each command refuses the others'). */
+const COMMAND_OPTIONS: Record<string, readonly string[]> = {
+  keys: ['tenant', 'name', 'json'],
+  tenants: ['tenant', 'json', 'max-active-batches', 'max-storage-bytes', 'max-enqueued-tokens'],
+};
 
 /** Runs one CLI invocation and returns its exit code. */
 export async function runCli(argv: string[], io: CliIO): Promise<number> {
@@ -36,7 +53,10 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     return 0;
   }
   if (group === undefined) return usageError(io, 'missing command');
-  if (group !== 'keys') return usageError(io, `unknown command "${group}"`);
+  const allowed = COMMAND_OPTIONS[group];
+  if (!allowed) return usageError(io, `unknown command "${group}"`);
+  const foreign = Object.keys(parsed.values).find((name) => name !== 'help' && !allowed.includes(name));
+  if (foreign) return usageError(io, `Unknown option '--${foreign}' for ${group}`);
 
   let config;
   try {
@@ -57,7 +77,13 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     return 1;
   }
   try {
-    return await keysCommand(new ApiKeyStore(db), action ?? '', { ...parsed.values, positionals }, io);
+    const args = { ...parsed.values, positionals };
+    switch (group) {
+      case 'tenants':
+        return await tenantsCommand(new TenantQuotas(db, config.quotas), action ?? '', args, io);
+      default:
+        return await keysCommand(new ApiKeyStore(db), action ?? '', args, io);
+    }
   } catch (err) {
     if (err instanceof UsageError) return usageError(io, err.message);
     io.err(`barge: ${(err as Error).message}`);

@@ -67,6 +67,13 @@ export const conflict = (message: string, code: string | null = null, param: str
 export const tooManyRequests = (message: string, code: string, retryAfterSeconds = 1) =>
   new OpenAIError(429, message, 'rate_limit_error', null, code, { 'retry-after': String(retryAfterSeconds) });
 
+/**
+ * Over a tenant quota (active batches, stored bytes): 429 like a rate limit, but one that an
+ * immediate retry does not lift, so the SDKs are told not to retry.
+ */
+export const quotaExceeded = (message: string, code: string) =>
+  new OpenAIError(429, message, 'rate_limit_error', null, code, { 'x-should-retry': 'false' });
+
 /** The client did not send its request (headers or body) in time. */
 export const requestTimeout = (message = 'The request was not received in time.') =>
   new OpenAIError(408, message, 'invalid_request_error', null, 'request_timeout');

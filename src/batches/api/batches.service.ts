@@ -23,6 +23,7 @@ import { batchWorkflowStatus, startBatchWorkflow } from '../start-batch-workflow
 import { BatchRepository } from '../store/batch.repository';
 import { parseCreateBatch } from './create-batch.request';
 import { Metrics } from '../../observability/metrics';
+import { TenantQuotas } from '../../tenants/tenant-quotas';
 import { idempotencyOf, replay } from './idempotency';
 
 export const PROVIDER_METADATA_KEY = 'barge_provider';
@@ -38,6 +39,7 @@ export class BatchesService {
     private readonly files: FileStore,
     @Inject(Client) private readonly temporal: Client,
     private readonly metrics: Metrics,
+    private readonly quotas: TenantQuotas,
   ) {}
 
   /**
@@ -97,6 +99,8 @@ export class BatchesService {
     } satisfies Partial<BatchRecord>);
     try {
       const inserted = await this.db.transaction(async (tx) => {
+        // First: the tenant's row lock makes the count and this insert one step (429 over quota).
+        await this.quotas.admitBatch(tx, tenantId);
         if (!(await this.files.holdForBatch(tx, tenantId, file.id))) return false;
         await this.batches.insert(batch, tx);
         return true;

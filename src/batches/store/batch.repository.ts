@@ -69,12 +69,23 @@ export class BatchRepository {
     );
   }
 
-  /** validating -> in_progress. False when the batch has left `validating` (e.g. it is being cancelled). */
-  async markInProgress(id: string, total: number, model: string | null): Promise<boolean> {
-    const [rows] = (await this.db.query(
-      `UPDATE batches SET status = 'in_progress', in_progress_at = now(), request_total = $2, model = $3
+  /**
+   * validating -> in_progress, with the input's token estimate (held under the tenant's
+   * enqueued-token quota from now on). False when the batch has left `validating` (e.g. it is
+   * being cancelled). `tx`: validation's quota transaction.
+   */
+  async markInProgress(
+    id: string,
+    total: number,
+    model: string | null,
+    estimatedTokens: number | null = null,
+    tx?: EntityManager,
+  ): Promise<boolean> {
+    const [rows] = (await (tx ?? this.db).query(
+      `UPDATE batches SET status = 'in_progress', in_progress_at = now(), request_total = $2, model = $3,
+              estimated_tokens = $4
         WHERE id = $1 AND status = 'validating' RETURNING id`,
-      [id, total, model],
+      [id, total, model, estimatedTokens],
     )) as [unknown[], number];
     return rows.length > 0;
   }
@@ -83,8 +94,13 @@ export class BatchRepository {
    * validating (or cancelling before it had started) -> failed, with the validation errors.
    * False when the batch was in neither status (a retried call).
    */
-  async markValidationFailed(id: string, errors: BatchErrorItem[], total: number): Promise<boolean> {
-    const [rows] = (await this.db.query(
+  async markValidationFailed(
+    id: string,
+    errors: BatchErrorItem[],
+    total: number,
+    tx?: EntityManager,
+  ): Promise<boolean> {
+    const [rows] = (await (tx ?? this.db).query(
       `UPDATE batches SET status = 'failed', failed_at = now(), errors = $2, request_total = $3
         WHERE id = $1 AND status IN ('validating', 'cancelling') RETURNING id`,
       [id, JSON.stringify({ data: errors }), total],

@@ -3,6 +3,7 @@ import { FilesPurgedAt1763750000000 } from './1763750000000-files-purged-at';
 import { UpstreamLimits1763800000000 } from './1763800000000-upstream-limits';
 import { BatchIdempotencyFingerprint1764100000000 } from './1764100000000-batch-idempotency-fingerprint';
 import { BatchWorkFencing1764200000000 } from './1764200000000-batch-work-fencing';
+import { TenantQuotas1764300000000 } from './1764300000000-tenant-quotas';
 
 /** Every migration, oldest first. Add new ones at the end; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -11,4 +12,5 @@ export const MIGRATIONS = [
   UpstreamLimits1763800000000,
   BatchIdempotencyFingerprint1764100000000,
   BatchWorkFencing1764200000000,
+  TenantQuotas1764300000000,
 ];
