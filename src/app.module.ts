@@ -7,10 +7,19 @@ import { CoreModule } from './core.module';
 import { FilesModule } from './files/files.module';
 import { HealthController } from './health/health.controller';
 import { ObservabilityModule } from './observability/observability.module';
+import { TenantsModule } from './tenants/tenants.module';
 
 @Module({
   // DiscoveryModule: the error filter reads the route table to answer 405 for a wrong method.
-  imports: [CoreModule, ObservabilityModule, AuthModule, FilesModule, BatchesModule, DiscoveryModule],
+  imports: [
+    CoreModule,
+    ObservabilityModule,
+    AuthModule,
+    FilesModule,
+    BatchesModule,
+    TenantsModule,
+    DiscoveryModule,
+  ],
   controllers: [HealthController],
   providers: [{ provide: APP_FILTER, useClass: OpenAIErrorFilter }],
 })

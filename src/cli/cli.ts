@@ -6,6 +6,8 @@ import { TenantQuotas } from '../tenants/tenant-quotas';
 import { CliIO, UsageError } from './io';
 import { keysCommand } from './keys.command';
 import { tenantsCommand } from './tenants.command';
+import { UsageStore } from '../tenants/usage';
+import { usageCommand } from './usage.command';
 
 export const USAGE = `Usage: barge <command>
 
@@ -19,6 +21,9 @@ export const USAGE = `Usage: barge <command>
                                                    "unlimited" or "default" (the configured one)
   barge tenants list [--tenant NAME] [--json]      tenants with their quotas and current use
 
+  barge usage [--tenant NAME] [--since DATE] [--until DATE] [--group-by model,day]
+              [--format table|json|csv]            usage per tenant (requests by outcome, tokens)
+                                                   of the batches created in the period (UTC)
 
 Configuration comes from BARGE_CONFIG and BARGE_* variables, as for the API (at least
 BARGE_POSTGRES_URL, BARGE_STORAGE_*). Exit codes: 0 ok, 1 failure, 2 bad usage or configuration.`;
@@ -30,6 +35,10 @@ const OPTIONS = {
   'max-active-batches': { type: 'string' },
   'max-storage-bytes': { type: 'string' },
   'max-enqueued-tokens': { type: 'string' },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  'group-by': { type: 'string' },
+  format: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -37,6 +46,7 @@ const OPTIONS = {
 const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   keys: ['tenant', 'name', 'json'],
   tenants: ['tenant', 'json', 'max-active-batches', 'max-storage-bytes', 'max-enqueued-tokens'],
+  usage: ['tenant', 'since', 'until', 'group-by', 'format'],
 };
 
 /** Runs one CLI invocation and returns its exit code. */
@@ -47,7 +57,10 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
   } catch (err) {
     return usageError(io, (err as Error).message);
   }
-  const [group, action, ...positionals] = parsed.positionals;
+  const [group, ...rest] = parsed.positionals;
+  // `barge usage` has no action: its positionals start right after it.
+  const action = group === 'usage' ? '' : rest[0];
+  const positionals = group === 'usage' ? rest : rest.slice(1);
   if (parsed.values.help || group === 'help') {
     io.out(USAGE);
     return 0;
@@ -79,6 +92,12 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
   try {
     const args = { ...parsed.values, positionals };
     switch (group) {
+      case 'usage': {
+        const tenantIdOf = async (name: string) =>
+          ((await db.query(`SELECT id FROM tenants WHERE name = $1`, [name])) as { id: string }[])[0]?.id ??
+          null;
+        return await usageCommand(new UsageStore(db), tenantIdOf, args, io);
+      }
       case 'tenants':
         return await tenantsCommand(new TenantQuotas(db, config.quotas), action ?? '', args, io);
       default:
