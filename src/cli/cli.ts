@@ -3,6 +3,7 @@ import { ApiKeyStore } from '../auth/api-key-store';
 import { ConfigError, loadConfig } from '../config/config';
 import { connectDatabase } from '../database/data-source';
 import { TenantQuotas } from '../tenants/tenant-quotas';
+import { providerNames } from '../upstreams/provider-names';
 import { CliIO, UsageError } from './io';
 import { keysCommand } from './keys.command';
 import { tenantsCommand } from './tenants.command';
@@ -17,8 +18,10 @@ export const USAGE = `Usage: barge <command>
   barge keys revoke KEY_ID                         revoke a key; its next request gets 401
 
   barge tenants set --tenant NAME [--max-active-batches N] [--max-storage-bytes N]
-                    [--max-enqueued-tokens N]      set a tenant's quotas; N is a number,
-                                                   "unlimited" or "default" (the configured one)
+                    [--max-enqueued-tokens N] [--upstreams NAME,...|all|none]
+                                                   set a tenant's quotas (N: a number, "unlimited"
+                                                   or "default", the configured one) and the
+                                                   upstreams it may pin (x-barge-provider)
   barge tenants list [--tenant NAME] [--json]      tenants with their quotas and current use
 
   barge usage [--tenant NAME] [--since DATE] [--until DATE] [--group-by model,day]
@@ -35,6 +38,7 @@ const OPTIONS = {
   'max-active-batches': { type: 'string' },
   'max-storage-bytes': { type: 'string' },
   'max-enqueued-tokens': { type: 'string' },
+  upstreams: { type: 'string' },
   since: { type: 'string' },
   until: { type: 'string' },
   'group-by': { type: 'string' },
@@ -45,7 +49,7 @@ const OPTIONS = {
 /** The options each command takes (parseArgs knows them all; each command refuses the others'). */
 const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   keys: ['tenant', 'name', 'json'],
-  tenants: ['tenant', 'json', 'max-active-batches', 'max-storage-bytes', 'max-enqueued-tokens'],
+  tenants: ['tenant', 'json', 'max-active-batches', 'max-storage-bytes', 'max-enqueued-tokens', 'upstreams'],
   usage: ['tenant', 'since', 'until', 'group-by', 'format'],
 };
 
@@ -99,7 +103,13 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
         return await usageCommand(new UsageStore(db), tenantIdOf, args, io);
       }
       case 'tenants':
-        return await tenantsCommand(new TenantQuotas(db, config.quotas), action ?? '', args, io);
+        return await tenantsCommand(
+          new TenantQuotas(db, config.quotas),
+          action ?? '',
+          args,
+          io,
+          providerNames(config),
+        );
       default:
         return await keysCommand(new ApiKeyStore(db), action ?? '', args, io);
     }

@@ -10,6 +10,7 @@ export interface TenantsArgs {
   'max-active-batches'?: string;
   'max-storage-bytes'?: string;
   'max-enqueued-tokens'?: string;
+  upstreams?: string;
   positionals: string[];
 }
 
@@ -25,6 +26,7 @@ export async function tenantsCommand(
   action: string,
   args: TenantsArgs,
   io: CliIO,
+  configuredUpstreams: string[] = [],
 ): Promise<number> {
   if (args.positionals.length > 0) {
     throw new UsageError(`tenants ${action} takes no argument "${args.positionals[0]}"`);
@@ -42,12 +44,17 @@ export async function tenantsCommand(
           throw new UsageError((err as Error).message);
         }
       }
-      if (Object.keys(values).length === 0) {
+      const upstreams = args.upstreams === undefined ? undefined : parseUpstreams(args.upstreams);
+      if (Object.keys(values).length === 0 && upstreams === undefined) {
         throw new UsageError(
-          'tenants set needs at least one of --max-active-batches, --max-storage-bytes, --max-enqueued-tokens',
+          'tenants set needs at least one of --max-active-batches, --max-storage-bytes, --max-enqueued-tokens, --upstreams',
         );
       }
-      const info = await quotas.set(args.tenant, values);
+      for (const name of upstreams ?? []) {
+        if (!configuredUpstreams.includes(name))
+          io.err(`barge: note: no upstream "${name}" is configured (yet)`);
+      }
+      const info = await quotas.set(args.tenant, values, upstreams);
       if (!info) {
         io.err(`barge: no tenant "${args.tenant}" (tenants are created by \`barge keys create\`)`);
         return 1;
@@ -70,7 +77,23 @@ export async function tenantsCommand(
   }
 }
 
-const COLUMNS = ['TENANT', 'ACTIVE BATCHES', 'STORAGE BYTES', 'ENQUEUED TOKENS (PER MODEL)'];
+const COLUMNS = ['TENANT', 'ACTIVE BATCHES', 'STORAGE BYTES', 'ENQUEUED TOKENS (PER MODEL)', 'UPSTREAMS'];
+
+const UPSTREAM_NAME = /^[a-zA-Z0-9_.-]+$/;
+
+/** `--upstreams a,b`: the upstreams a tenant may pin; `all` (null): every configured one; `none`: none. */
+function parseUpstreams(text: string): string[] | null {
+  if (text === 'all') return null;
+  if (text === 'none') return [];
+  const names = [...new Set(text.split(',').map((n) => n.trim()))];
+  const bad = names.find((n) => !UPSTREAM_NAME.test(n));
+  if (bad !== undefined) {
+    throw new UsageError(
+      `--upstreams wants "all", "none" or upstream names separated by commas (letters, digits, "_", "." and "-"), not "${text}"`,
+    );
+  }
+  return names;
+}
 
 function print(list: TenantQuotaInfo[], json: boolean | undefined, io: CliIO): void {
   if (json) io.out(JSON.stringify(list, null, 2));
@@ -91,5 +114,6 @@ function row(info: TenantQuotaInfo): string[] {
     cell(String(info.use.activeBatches), info, 'maxActiveBatches'),
     cell(String(info.use.storageBytes), info, 'maxStorageBytes'),
     cell(tokens, info, 'maxEnqueuedTokens'),
+    info.allowedUpstreams === null ? 'all' : info.allowedUpstreams.join(',') || 'none',
   ];
 }

@@ -23,6 +23,8 @@ export interface TenantQuotaInfo {
   tenantName: string;
   limits: QuotaLimits;
   overrides: QuotaOverrides;
+  /** Upstreams the tenant may pin; null: every configured one. */
+  allowedUpstreams: string[] | null;
   use: {
     activeBatches: number;
     storageBytes: number;
@@ -40,6 +42,7 @@ interface TenantRow {
   max_active_batches: string | null;
   max_storage_bytes: string | null;
   max_enqueued_tokens: string | null;
+  allowed_upstreams?: string[] | null;
 }
 
 const num = (v: string | number | null): number | null => (v === null ? null : Number(v));
@@ -167,18 +170,37 @@ export class TenantQuotas {
     return Object.fromEntries(rows.map((r) => [r.model, Number(r.held)]));
   }
 
-  /** Sets some of a tenant's overrides; null when there is no such tenant. */
+  /** The upstreams the tenant may pin; null: every configured one. */
+  async allowedUpstreams(tenantId: string): Promise<string[] | null> {
+    const [row] = (await this.db.query(`SELECT allowed_upstreams FROM tenants WHERE id = $1`, [
+      tenantId,
+    ])) as {
+      allowed_upstreams: string[] | null;
+    }[];
+    return row?.allowed_upstreams ?? null;
+  }
+
+  /**
+   * Sets some of a tenant's overrides (and, when `upstreams` is given, the upstreams it may
+   * pin: a list, or null for every one); null when there is no such tenant.
+   */
   async set(
     tenantName: string,
     values: Partial<Record<QuotaName, OverrideValue>>,
+    upstreams?: string[] | null,
   ): Promise<TenantQuotaInfo | null> {
     const entries = Object.entries(values) as [QuotaName, OverrideValue][];
-    if (entries.length > 0) {
-      const sets = entries.map(([name], i) => `${COLUMN[name]} = $${i + 2}`);
-      const [, changed] = (await this.db.query(`UPDATE tenants SET ${sets.join(', ')} WHERE name = $1`, [
-        tenantName,
-        ...entries.map(([, v]) => toStoredOverride(v)),
-      ])) as [unknown, number];
+    const sets = entries.map(([name], i) => `${COLUMN[name]} = $${i + 2}`);
+    const params: unknown[] = [tenantName, ...entries.map(([, v]) => toStoredOverride(v))];
+    if (upstreams !== undefined) {
+      params.push(upstreams);
+      sets.push(`allowed_upstreams = $${params.length}::text[]`);
+    }
+    if (sets.length > 0) {
+      const [, changed] = (await this.db.query(
+        `UPDATE tenants SET ${sets.join(', ')} WHERE name = $1`,
+        params,
+      )) as [unknown, number];
       if (changed === 0) return null;
     }
     return (await this.list(tenantName))[0] ?? null;
@@ -187,8 +209,8 @@ export class TenantQuotas {
   /** Every tenant (or one) with its limits and current use, by name. */
   async list(tenantName?: string): Promise<TenantQuotaInfo[]> {
     const rows = (await this.db.query(
-      `SELECT id, name, max_active_batches, max_storage_bytes, max_enqueued_tokens FROM tenants
-        WHERE $1::text IS NULL OR name = $1 ORDER BY name`,
+      `SELECT id, name, max_active_batches, max_storage_bytes, max_enqueued_tokens, allowed_upstreams
+         FROM tenants WHERE $1::text IS NULL OR name = $1 ORDER BY name`,
       [tenantName ?? null],
     )) as TenantRow[];
     const out: TenantQuotaInfo[] = [];
@@ -199,6 +221,7 @@ export class TenantQuotas {
         tenantName: row.name,
         limits: effectiveLimits(this.defaults, overrides),
         overrides,
+        allowedUpstreams: row.allowed_upstreams ?? null,
         use: {
           activeBatches: await this.activeBatches(this.db, row.id),
           storageBytes: await this.storedBytes(this.db, row.id),

@@ -68,7 +68,9 @@ export class BatchesService {
       );
     }
     const provider = headers.provider || request.metadata?.[PROVIDER_METADATA_KEY] || null;
-    const known = providerNames(this.config);
+    // Upstreams the tenant may not pin answer exactly as unknown ones: nothing tells them apart.
+    const allowed = provider ? await this.quotas.allowedUpstreams(tenantId) : null;
+    const known = providerNames(this.config).filter((name) => allowed === null || allowed.includes(name));
     if (provider && !known.includes(provider)) {
       throw invalidRequest(
         `Unknown provider '${echo(provider)}'. Configured: ${known.join(', ') || 'none'}.`,

@@ -22,4 +22,8 @@ export class Tenant {
 
   @Column('bigint', { name: 'max_enqueued_tokens', nullable: true, transformer: bigint })
   maxEnqueuedTokens!: number | null;
+
+  /** Upstreams the tenant may pin (x-barge-provider, metadata.barge_provider); null: every one. */
+  @Column('text', { name: 'allowed_upstreams', array: true, nullable: true })
+  allowedUpstreams!: string[] | null;
 }

@@ -4,6 +4,7 @@ import { UpstreamLimits1763800000000 } from './1763800000000-upstream-limits';
 import { BatchIdempotencyFingerprint1764100000000 } from './1764100000000-batch-idempotency-fingerprint';
 import { BatchWorkFencing1764200000000 } from './1764200000000-batch-work-fencing';
 import { TenantQuotas1764300000000 } from './1764300000000-tenant-quotas';
+import { TenantUpstreams1764400000000 } from './1764400000000-tenant-upstreams';
 
 /** Every migration, oldest first. Add new ones at the end; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -13,4 +14,5 @@ export const MIGRATIONS = [
   BatchIdempotencyFingerprint1764100000000,
   BatchWorkFencing1764200000000,
   TenantQuotas1764300000000,
+  TenantUpstreams1764400000000,
 ];
