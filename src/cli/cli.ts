@@ -12,8 +12,11 @@ import { usageCommand } from './usage.command';
 
 export const USAGE = `Usage: barge <command>
 
-  barge keys create --tenant NAME [--name LABEL]   create an API key (and the tenant if new);
-                                                   the key is printed once, as the last line
+  barge keys create --tenant NAME [--name LABEL] [--admin]
+                                                   create an API key (and the tenant if new);
+                                                   the key is printed once, as the last line;
+                                                   --admin: an operator's key, reading every
+                                                   tenant's batches and usage, nothing else
   barge keys list [--tenant NAME] [--json]         list keys (never their secrets)
   barge keys revoke KEY_ID                         revoke a key; its next request gets 401
 
@@ -35,6 +38,7 @@ const OPTIONS = {
   tenant: { type: 'string' },
   name: { type: 'string' },
   json: { type: 'boolean' },
+  admin: { type: 'boolean' },
   'max-active-batches': { type: 'string' },
   'max-storage-bytes': { type: 'string' },
   'max-enqueued-tokens': { type: 'string' },
@@ -48,7 +52,7 @@ const OPTIONS = {
 
 /** The options each command takes (parseArgs knows them all; each command refuses the others'). */
 const COMMAND_OPTIONS: Record<string, readonly string[]> = {
-  keys: ['tenant', 'name', 'json'],
+  keys: ['tenant', 'name', 'json', 'admin'],
   tenants: ['tenant', 'json', 'max-active-batches', 'max-storage-bytes', 'max-enqueued-tokens', 'upstreams'],
   usage: ['tenant', 'since', 'until', 'group-by', 'format'],
 };

@@ -59,6 +59,9 @@ export const notFound = (message: string, param: string | null = null) =>
 export const unauthorized = (message: string) =>
   new OpenAIError(401, message, 'authentication_error', null, 'invalid_api_key');
 
+export const forbidden = (message: string, code: string | null = null) =>
+  new OpenAIError(403, message, 'permission_error', null, code);
+
 /** A state conflict that retrying cannot fix: tell the SDKs not to retry it. */
 export const conflict = (message: string, code: string | null = null, param: string | null = null) =>
   new OpenAIError(409, message, 'invalid_request_error', param, code, { 'x-should-retry': 'false' });

@@ -1,6 +1,6 @@
 import { Controller, Get, Query, UseGuards } from '@nestjs/common';
 import { ApiKeyGuard } from '../auth/api-key.guard';
-import { AuthenticatedTenant, CurrentTenant } from '../auth/current-tenant.decorator';
+import { AuthenticatedTenant, CurrentTenant, readScope } from '../auth/current-tenant.decorator';
 import { invalidRequest, notFound } from '../common/openai-error';
 import { single } from '../common/pagination';
 import { echo } from '../common/text';
@@ -24,7 +24,7 @@ export class UsageController {
       if (other) {
         throw invalidRequest(`'batch_id' cannot be combined with '${other}'.`, other, 'invalid_value');
       }
-      const figures = await this.usage.batch(tenant.id, batchId);
+      const figures = await this.usage.batch(readScope(tenant), batchId);
       if (!figures) throw notFound(`No such Batch object: ${echo(batchId)}`, 'batch_id');
       return { object: 'usage.batch', batch_id: batchId, ...figures };
     }
@@ -34,7 +34,15 @@ export class UsageController {
       throw invalidRequest("'end_time' must be after 'start_time'.", 'end_time', 'invalid_value');
     }
     const groupBy = parseGroupBy(query.group_by);
-    const rows = await this.usage.aggregate({ tenantId: tenant.id, since, until, groupBy });
+    // An admin key sees every tenant, each row naming its tenant.
+    const scope = readScope(tenant);
+    const rows = await this.usage.aggregate({
+      tenantId: scope ?? undefined,
+      since,
+      until,
+      groupBy,
+      byTenant: scope === null,
+    });
     return {
       object: 'list',
       start_time: since ? since.getTime() / 1000 : null,

@@ -110,11 +110,12 @@ export class UsageStore {
 
   /** One batch's usage (its own counters), or null when the tenant has no such batch. */
   async batch(
-    tenantId: string,
+    tenantId: string | null,
     batchId: string,
   ): Promise<(UsageFigures & { model: string | null; status: string }) | null> {
     const [raw] = (await this.db.query(
-      `SELECT b.model, b.status, ${SUMS} FROM batches b WHERE b.tenant_id = $1 AND b.id = $2 GROUP BY b.model, b.status`,
+      `SELECT b.model, b.status, ${SUMS} FROM batches b WHERE ($1::text IS NULL OR b.tenant_id = $1) AND b.id = $2
+        GROUP BY b.model, b.status`,
       [tenantId, batchId],
     )) as (RawRow & { status: string })[];
     if (!raw) return null;

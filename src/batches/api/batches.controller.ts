@@ -1,6 +1,6 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, UseGuards } from '@nestjs/common';
 import { ApiKeyGuard } from '../../auth/api-key.guard';
-import { CurrentTenant } from '../../auth/current-tenant.decorator';
+import { AuthenticatedTenant, CurrentTenant, readScope } from '../../auth/current-tenant.decorator';
 import { invalidRequest, notFound } from '../../common/openai-error';
 import { parsePageQuery } from '../../common/pagination';
 import { PathIdPipe, requireStorable } from '../../common/tenant-input';
@@ -45,14 +45,14 @@ export class BatchesController {
 
   /** Newest first, as OpenAI lists batches. */
   @Get()
-  list(@CurrentTenant() tenant: { id: string }, @Query() query: Record<string, unknown>) {
+  list(@CurrentTenant() tenant: AuthenticatedTenant, @Query() query: Record<string, unknown>) {
     const page = parsePageQuery(query, { defaultLimit: 20, maxLimit: 100 });
-    return this.batches.list(tenant.id, { ...page, order: 'desc' });
+    return this.batches.list(readScope(tenant), { ...page, order: 'desc' });
   }
 
   @Get(':id')
-  get(@CurrentTenant() tenant: { id: string }, @Param('id', BatchId) id: string) {
-    return this.batches.get(tenant.id, id);
+  get(@CurrentTenant() tenant: AuthenticatedTenant, @Param('id', BatchId) id: string) {
+    return this.batches.get(readScope(tenant), id);
   }
 
   @Post(':id/cancel')

@@ -138,11 +138,12 @@ export class BatchesService {
     return (await batchWorkflowStatus(this.temporal, id).catch(() => 'unknown')) !== null;
   }
 
-  async get(tenantId: string, id: string) {
+  /** `tenantId` null: any tenant's batch (an admin key). */
+  async get(tenantId: string | null, id: string) {
     return presentBatch(await this.find(tenantId, id));
   }
 
-  async list(tenantId: string, page: PageQuery) {
+  async list(tenantId: string | null, page: PageQuery) {
     return toListObject(await this.batches.list(tenantId, page), presentBatch);
   }
 
@@ -181,7 +182,7 @@ export class BatchesService {
     }
   }
 
-  private async find(tenantId: string, id: string): Promise<BatchRecord> {
+  private async find(tenantId: string | null, id: string): Promise<BatchRecord> {
     const batch = await this.batches.findForTenant(tenantId, id);
     if (!batch) throw notFound(`No such Batch object: ${echo(id)}`, 'batch_id');
     return batch;

@@ -52,8 +52,9 @@ export class BatchRepository {
     return batch;
   }
 
-  findForTenant(tenantId: string, id: string): Promise<BatchRecord | null> {
-    return this.repo().findOneBy({ id, tenantId });
+  /** The tenant's batch; `tenantId` null: any tenant's (an admin key's read). */
+  findForTenant(tenantId: string | null, id: string): Promise<BatchRecord | null> {
+    return this.repo().findOneBy(tenantId === null ? { id } : { id, tenantId });
   }
 
   findByIdempotencyKey(tenantId: string, idempotencyKey: string): Promise<BatchRecord | null> {
@@ -61,12 +62,10 @@ export class BatchRepository {
   }
 
   /** One page of a tenant's batches (keyset pagination, see common/pagination). */
-  list(tenantId: string, page: PageQuery): Promise<Page<BatchRecord>> {
-    return fetchPage(
-      this.repo().createQueryBuilder('b').where('b.tenant_id = :tenantId', { tenantId }),
-      page,
-      tenantId,
-    );
+  list(tenantId: string | null, page: PageQuery): Promise<Page<BatchRecord>> {
+    const query = this.repo().createQueryBuilder('b');
+    if (tenantId !== null) query.where('b.tenant_id = :tenantId', { tenantId });
+    return fetchPage(query, page, tenantId);
   }
 
   /**

@@ -5,6 +5,7 @@ import { BatchIdempotencyFingerprint1764100000000 } from './1764100000000-batch-
 import { BatchWorkFencing1764200000000 } from './1764200000000-batch-work-fencing';
 import { TenantQuotas1764300000000 } from './1764300000000-tenant-quotas';
 import { TenantUpstreams1764400000000 } from './1764400000000-tenant-upstreams';
+import { ApiKeyRole1764500000000 } from './1764500000000-api-key-role';
 
 /** Every migration, oldest first. Add new ones at the end; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -15,4 +16,5 @@ export const MIGRATIONS = [
   BatchWorkFencing1764200000000,
   TenantQuotas1764300000000,
   TenantUpstreams1764400000000,
+  ApiKeyRole1764500000000,
 ];
