@@ -66,6 +66,23 @@ describe('tenant quotas', () => {
       for (const c of created) await t.client.batches.cancel(c.value.id);
     });
 
+    it('replays, rather than refuses, racing creates with one Idempotency-Key at the last slot', async () => {
+      const t = await quotaTenant('quota-idem');
+      await setQuotas(t.name, { maxActiveBatches: 1 });
+      const file = await uploadJsonl(t.client, [slow('i-1')]);
+      const params = {
+        input_file_id: file.id,
+        endpoint: '/v1/chat/completions',
+        completion_window: '24h',
+      } as const;
+      const headers = { 'Idempotency-Key': `idem-${t.name}` };
+      const batches = await Promise.all(
+        Array.from({ length: 4 }, () => t.client.batches.create(params, { headers })),
+      );
+      expect(new Set(batches.map((b) => b.id)).size).toBe(1);
+      await t.client.batches.cancel(batches[0].id);
+    });
+
     it('limits nobody without a limit (the configured default of the test stack)', async () => {
       const t = await quotaTenant('quota-none');
       const file = await uploadJsonl(t.client, [slow('n-1')]);

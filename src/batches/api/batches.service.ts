@@ -109,8 +109,10 @@ export class BatchesService {
       });
       if (!inserted) throw notFound(`No such File object: ${request.inputFileId}`, 'input_file_id'); // deleted meanwhile
     } catch (err) {
-      // Two creates raced with the same Idempotency-Key: the first one wins.
-      if (idempotency && err instanceof QueryFailedError) {
+      // Two creates raced with the same Idempotency-Key: the first one wins (the second may
+      // also have found the first's batch filling the tenant's last active slot).
+      const quotaRefusal = err instanceof OpenAIError && err.status === 429;
+      if (idempotency && (err instanceof QueryFailedError || quotaRefusal)) {
         const existing = await this.batches.findByIdempotencyKey(tenantId, idempotency.key);
         if (existing) return presentBatch(replay(existing, idempotency));
       }
