@@ -61,19 +61,22 @@ describe('admin keys', () => {
 
     // Acts as no tenant: every other route is 403, before any body is read.
     const file = await uploadJsonl(a.client, [chatLine('x')]);
-    const refusals: Promise<unknown>[] = [
-      admin.files.list(),
-      admin.files.retrieve(file.id),
-      admin.files.create({ file: await toFile(Buffer.from('{}\n'), 'x.jsonl'), purpose: 'batch' }),
-      admin.batches.create({
-        input_file_id: file.id,
-        endpoint: '/v1/chat/completions',
-        completion_window: '24h',
-      }),
-      admin.batches.cancel(batchA.id),
+    // Thunks: a request started early would reject before anything awaits it.
+    const upload = await toFile(Buffer.from('{}\n'), 'x.jsonl');
+    const refusals: (() => Promise<unknown>)[] = [
+      () => admin.files.list(),
+      () => admin.files.retrieve(file.id),
+      () => admin.files.create({ file: upload, purpose: 'batch' }),
+      () =>
+        admin.batches.create({
+          input_file_id: file.id,
+          endpoint: '/v1/chat/completions',
+          completion_window: '24h',
+        }),
+      () => admin.batches.cancel(batchA.id),
     ];
     for (const refusal of refusals) {
-      const err = await apiError(refusal);
+      const err = await apiError(refusal());
       expect(err).toBeInstanceOf(OpenAI.PermissionDeniedError);
       expect(err.error).toMatchObject({ type: 'permission_error', code: 'admin_key_not_allowed' });
     }

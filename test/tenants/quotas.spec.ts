@@ -268,10 +268,13 @@ describe('tenant quotas', () => {
       const table = await barge('tenants', 'list', '--tenant', t.name);
       expect(table.code).toBe(0);
       const [header, row] = table.stdout.trim().split('\n');
-      expect(header).toMatch(/^TENANT\s+ACTIVE BATCHES\s+STORAGE BYTES\s+ENQUEUED TOKENS \(PER MODEL\)$/);
+      expect(header).toMatch(
+        /^TENANT\s+ACTIVE BATCHES\s+STORAGE BYTES\s+ENQUEUED TOKENS \(PER MODEL\)\s+UPSTREAMS$/,
+      );
       expect(row).toContain(t.name);
       expect(row).toContain('1 / 3 (set)');
       expect(row).toMatch(/\d+ \/ 1000000 \(set\)/);
+      expect(row).toMatch(/\sall$/);
 
       const json = JSON.parse((await barge('tenants', 'list', '--tenant', t.name, '--json')).stdout);
       expect(json).toEqual([
