@@ -10,6 +10,7 @@ import type { ObjectStorage } from '../src/storage/object-storage';
 import type { Clock } from '../src/upstreams/clock';
 import type { UpstreamGateway } from '../src/upstreams/upstream-gateway';
 import type { DataSource } from 'typeorm';
+import type { TenantQuotas } from '../src/tenants/tenant-quotas';
 
 /**
  * What activities need from the outside world, built once per worker process (src/worker.ts)
@@ -24,6 +25,8 @@ export interface ActivityDeps {
   storage: ObjectStorage;
   gateway: UpstreamGateway;
   finalizer: Finalizer;
+  /** Tenant quotas: validation admits a batch under the enqueued-token quota. */
+  quotas: TenantQuotas;
   /** Input bytes of chunks held in memory at once, shared by every chunk on this worker. */
   chunkMemory: ByteBudget;
   clock: Clock;

@@ -23,6 +23,8 @@ const HEARTBEAT_EVERY_LINES = 2_000;
 
 export function createValidateActivities({
   config,
+  db,
+  quotas,
   batches,
   work,
   files,
@@ -116,7 +118,38 @@ export function createValidateActivities({
       return { ok: false, errorCount: result.errors.length };
     }
     await work.replaceChunks(batchId, result.chunks);
-    const stillValidating = await batches.markInProgress(batchId, result.total, result.model);
+    // One transaction under the tenant's row lock: the quota check and the move to in_progress
+    // (from which the estimate counts as held) cannot interleave with another batch's.
+    const admitted = await db.transaction(async (tx) => {
+      const admission = await quotas.admitTokens(tx, batch, result.model, result.estimatedTokens);
+      if (!admission.ok) {
+        const error = { code: 'token_limit_exceeded', message: admission.message, param: null, line: null };
+        return {
+          ok: false as const,
+          failed: await batches.markValidationFailed(batchId, [error], result.total, tx),
+        };
+      }
+      const moved = await batches.markInProgress(
+        batchId,
+        result.total,
+        result.model,
+        result.estimatedTokens,
+        tx,
+      );
+      return { ok: true as const, stillValidating: moved };
+    });
+    if (!admitted.ok) {
+      await work.deleteWorkingData(batchId);
+      if (admitted.failed) {
+        metrics.transition('failed');
+        log.info(
+          { errors: 1, first_error: 'token_limit_exceeded', estimated_tokens: result.estimatedTokens },
+          'validation failed: over the enqueued-token quota',
+        );
+      }
+      return { ok: false, errorCount: 1 };
+    }
+    const { stillValidating } = admitted;
     if (stillValidating) {
       metrics.transition('in_progress');
       log.info(

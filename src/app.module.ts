@@ -9,6 +9,7 @@ import { FilesModule } from './files/files.module';
 import { HealthController } from './health/health.controller';
 import { ObservabilityModule } from './observability/observability.module';
 import { WebhooksModule } from './webhooks/webhook-endpoints.controller';
+import { TenantsModule } from './tenants/tenants.module';
 
 @Module({
   // DiscoveryModule: the error filter reads the route table to answer 405 for a wrong method.
@@ -19,6 +20,7 @@ import { WebhooksModule } from './webhooks/webhook-endpoints.controller';
     FilesModule,
     BatchesModule,
     WebhooksModule,
+    TenantsModule,
     DiscoveryModule,
     ConsoleModule,
   ],

@@ -7,6 +7,7 @@ import { connectDatabase } from './database/data-source';
 import { MinioStorage } from './storage/minio-storage';
 import { OBJECT_STORAGE } from './storage/object-storage';
 import { createTemporalClient } from './temporal/temporal-client';
+import { TenantQuotas } from './tenants/tenant-quotas';
 
 export const CONFIG = Symbol('BargeConfig');
 
@@ -39,8 +40,13 @@ export const CONFIG = Symbol('BargeConfig');
       useFactory: (db: DataSource) => new BatchRepository(db),
       inject: [DataSource],
     },
+    {
+      provide: TenantQuotas,
+      useFactory: (db: DataSource, config: BargeConfig) => new TenantQuotas(db, config.quotas),
+      inject: [DataSource, CONFIG],
+    },
   ],
-  exports: [CONFIG, DataSource, OBJECT_STORAGE, Client, BatchRepository],
+  exports: [CONFIG, DataSource, OBJECT_STORAGE, Client, BatchRepository, TenantQuotas],
 })
 export class CoreModule implements OnApplicationShutdown {
   constructor(

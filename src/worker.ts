@@ -6,6 +6,7 @@ import { createActivities } from '../activities';
 import { ByteBudget } from './batches/dispatch/byte-budget';
 import { readChunk } from './batches/dispatch/chunk-reader';
 import { Finalizer } from './batches/finalize/finalizer';
+import { TenantQuotas } from './tenants/tenant-quotas';
 import { Reconciler } from './batches/reconcile/reconciler';
 import { batchWorkflowStatus, startBatchWorkflow } from './batches/start-batch-workflow';
 import { BatchRepository } from './batches/store/batch.repository';
@@ -108,6 +109,7 @@ async function main(): Promise<void> {
     storage,
     gateway,
     finalizer,
+    quotas: new TenantQuotas(db, config.quotas),
     chunkMemory: new ByteBudget(config.worker.maxChunkBytesInMemory),
     clock: systemClock,
     metrics,

@@ -15,6 +15,7 @@ export interface ApiKeyInfo {
   createdAt: Date;
   lastUsedAt: Date | null;
   revokedAt: Date | null;
+  role: 'tenant' | 'admin';
 }
 
 export interface CreatedApiKey {
@@ -44,7 +45,11 @@ export class ApiKeyStore {
   constructor(private readonly db: DataSource) {}
 
   /** Creates a key for `tenantName`, creating the tenant on first use. */
-  async create(tenantName: string, label?: string): Promise<CreatedApiKey> {
+  async create(
+    tenantName: string,
+    label?: string,
+    role: 'tenant' | 'admin' = 'tenant',
+  ): Promise<CreatedApiKey> {
     if (!TENANT_NAME.test(tenantName)) {
       throw new ApiKeyError(
         `invalid tenant name "${tenantName}": 1-64 letters, digits, "_", ".", "@" or "-", starting with a letter or digit`,
@@ -71,6 +76,7 @@ export class ApiKeyStore {
           name: label ?? null,
           lastUsedAt: null,
           revokedAt: null,
+          role,
         }),
       );
       return { key: secret, info: toInfo({ ...key, tenant }), tenantCreated: inserted.raw.length > 0 };
@@ -99,12 +105,13 @@ export class ApiKeyStore {
     const row = await this.db
       .createQueryBuilder(ApiKey, 'k')
       .innerJoin(Tenant, 't', 't.id = k.tenantId')
-      .select(['k.id AS key_id', 't.id AS tenant_id', 't.name AS tenant_name'])
+      .select(['k.id AS key_id', 't.id AS tenant_id', 't.name AS tenant_name', 'k.role AS role'])
       .where('k.keyHash = :hash', { hash: hashApiKey(secret) })
       .andWhere('k.revokedAt IS NULL')
-      .getRawOne<{ key_id: string; tenant_id: string; tenant_name: string }>();
+      .getRawOne<{ key_id: string; tenant_id: string; tenant_name: string; role: string }>();
     if (!row) return null;
-    return { keyId: row.key_id, tenant: { id: row.tenant_id, name: row.tenant_name } };
+    const tenant = { id: row.tenant_id, name: row.tenant_name, ...(row.role === 'admin' && { admin: true }) };
+    return { keyId: row.key_id, tenant };
   }
 
   /**
@@ -141,5 +148,6 @@ function toInfo(key: KeyWithTenant): ApiKeyInfo {
     createdAt: key.createdAt,
     lastUsedAt: key.lastUsedAt,
     revokedAt: key.revokedAt,
+    role: key.role,
   };
 }

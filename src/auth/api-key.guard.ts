@@ -1,6 +1,6 @@
 import { CanActivate, ExecutionContext, Injectable, Logger } from '@nestjs/common';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { unauthorized } from '../common/openai-error';
+import { forbidden, unauthorized } from '../common/openai-error';
 import { bearerToken, isWellFormedApiKey, maskApiKey } from './api-key';
 import { ApiKeyStore } from './api-key-store';
 import { attachTenant, tenantOf } from './current-tenant.decorator';
@@ -22,6 +22,11 @@ const isPublic = (path: string) => {
   const p = path.toLowerCase().replace(/\/+$/, '');
   return PUBLIC_PATHS.has(p) || PUBLIC_PREFIXES.some((prefix) => p === prefix || p.startsWith(`${prefix}/`));
 };
+
+/** What an admin key may call: reading batches (any tenant's) and usage; nothing that acts. */
+const ADMIN_PATHS = [/^\/v1\/batches(\/[^/]+)?\/?$/, /^\/v1\/usage\/?$/];
+const adminMayCall = (method: string, path: string) =>
+  (method === 'GET' || method === 'HEAD') && ADMIN_PATHS.some((p) => p.test(path));
 
 /**
  * Admits requests carrying a live API key (`Authorization: Bearer sk-barge-...`) and records
@@ -57,6 +62,13 @@ export class ApiKeyGuard implements CanActivate {
     const found = isWellFormedApiKey(secret) ? await this.keys.authenticate(secret) : null;
     // Unknown and revoked keys get the same answer: nothing tells a caller which it was.
     if (!found) throw unauthorized(`Incorrect API key provided: ${maskApiKey(secret)}.`);
+    if (found.tenant.admin && !adminMayCall(request.method, request.path)) {
+      throw forbidden(
+        'This is an admin key: it reads batches (GET /v1/batches) and usage (GET /v1/usage) of every ' +
+          'tenant, and cannot be used as a tenant key. Use a tenant key for this request.',
+        'admin_key_not_allowed',
+      );
+    }
     attachTenant(request, found.tenant);
     // Bookkeeping only: a failure must not fail the request, nor delay it.
     this.keys

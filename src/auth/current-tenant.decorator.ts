@@ -4,7 +4,15 @@ import { createParamDecorator, ExecutionContext } from '@nestjs/common';
 export interface AuthenticatedTenant {
   id: string;
   name: string;
+  /**
+   * An admin key (an operator's): it reads every tenant's batches and usage, and is refused
+   * everywhere else (ApiKeyGuard), so it never acts as the tenant it is recorded under.
+   */
+  admin?: boolean;
 }
+
+/** The tenant whose objects a request may read: null for an admin key, which reads every tenant's. */
+export const readScope = (tenant: AuthenticatedTenant): string | null => (tenant.admin ? null : tenant.id);
 
 // Keyed by the request object itself, so nothing needs to widen Express's Request type.
 const tenants = new WeakMap<object, AuthenticatedTenant>();

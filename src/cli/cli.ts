@@ -4,17 +4,36 @@ import { ConfigError, loadConfig } from '../config/config';
 import { connectDatabase } from '../database/data-source';
 import { API_OPTIONS_USAGE, ApiError } from './api-client';
 import { BATCHES_USAGE, batchesCommand } from './batches/command';
+import { TenantQuotas } from '../tenants/tenant-quotas';
+import { providerNames } from '../upstreams/provider-names';
 import { CliIO, UsageError } from './io';
 import { keysCommand } from './keys.command';
+import { tenantsCommand } from './tenants.command';
+import { UsageStore } from '../tenants/usage';
+import { usageCommand } from './usage.command';
 import { webhooksApiCommand, WEBHOOKS_USAGE } from './webhooks.command';
 
 export const USAGE = `Usage: barge <command>
 
 Operators (on a machine with the server's configuration):
-  barge keys create --tenant NAME [--name LABEL]   create an API key (and the tenant if new);
-                                                   the key is printed once, as the last line
+  barge keys create --tenant NAME [--name LABEL] [--admin]
+                                                   create an API key (and the tenant if new);
+                                                   the key is printed once, as the last line;
+                                                   --admin: an operator's key, reading every
+                                                   tenant's batches and usage, nothing else
   barge keys list [--tenant NAME] [--json]         list keys (never their secrets)
   barge keys revoke KEY_ID                         revoke a key; its next request gets 401
+
+  barge tenants set --tenant NAME [--max-active-batches N] [--max-storage-bytes N]
+                    [--max-enqueued-tokens N] [--upstreams NAME,...|all|none]
+                                                   set a tenant's quotas (N: a number, "unlimited"
+                                                   or "default", the configured one) and the
+                                                   upstreams it may pin (x-barge-provider)
+  barge tenants list [--tenant NAME] [--json]      tenants with their quotas and current use
+
+  barge usage [--tenant NAME] [--since DATE] [--until DATE] [--group-by model,day]
+              [--format table|json|csv]            usage per tenant (requests by outcome, tokens)
+                                                   of the batches created in the period (UTC)
 
   Configuration comes from BARGE_CONFIG and BARGE_* variables, as for the API (at least
   BARGE_POSTGRES_URL, BARGE_STORAGE_*).
@@ -39,8 +58,24 @@ const OPTIONS = {
   tenant: { type: 'string' },
   name: { type: 'string' },
   json: { type: 'boolean' },
+  admin: { type: 'boolean' },
+  'max-active-batches': { type: 'string' },
+  'max-storage-bytes': { type: 'string' },
+  'max-enqueued-tokens': { type: 'string' },
+  upstreams: { type: 'string' },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  'group-by': { type: 'string' },
+  format: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+/** The options each command takes (parseArgs knows them all; each command refuses the others'). */
+const COMMAND_OPTIONS: Record<string, readonly string[]> = {
+  keys: ['tenant', 'name', 'json', 'admin'],
+  tenants: ['tenant', 'json', 'max-active-batches', 'max-storage-bytes', 'max-enqueued-tokens', 'upstreams'],
+  usage: ['tenant', 'since', 'until', 'group-by', 'format'],
+};
 
 /** Runs one CLI invocation and returns its exit code. */
 export async function runCli(
@@ -74,13 +109,19 @@ export async function runCli(
   } catch (err) {
     return usageError(io, (err as Error).message);
   }
-  const [group, action, ...positionals] = parsed.positionals;
+  const [group, ...rest] = parsed.positionals;
+  // `barge usage` has no action: its positionals start right after it.
+  const action = group === 'usage' ? '' : rest[0];
+  const positionals = group === 'usage' ? rest : rest.slice(1);
   if (parsed.values.help || group === 'help') {
     io.out(USAGE);
     return 0;
   }
   if (group === undefined) return usageError(io, 'missing command');
-  if (group !== 'keys') return usageError(io, `unknown command "${group}"`);
+  const allowed = COMMAND_OPTIONS[group];
+  if (!allowed) return usageError(io, `unknown command "${group}"`);
+  const foreign = Object.keys(parsed.values).find((name) => name !== 'help' && !allowed.includes(name));
+  if (foreign) return usageError(io, `Unknown option '--${foreign}' for ${group}`);
 
   let config;
   try {
@@ -101,7 +142,25 @@ export async function runCli(
     return 1;
   }
   try {
-    return await keysCommand(new ApiKeyStore(db), action ?? '', { ...parsed.values, positionals }, io);
+    const args = { ...parsed.values, positionals };
+    switch (group) {
+      case 'usage': {
+        const tenantIdOf = async (name: string) =>
+          ((await db.query(`SELECT id FROM tenants WHERE name = $1`, [name])) as { id: string }[])[0]?.id ??
+          null;
+        return await usageCommand(new UsageStore(db), tenantIdOf, args, io);
+      }
+      case 'tenants':
+        return await tenantsCommand(
+          new TenantQuotas(db, config.quotas),
+          action ?? '',
+          args,
+          io,
+          providerNames(config),
+        );
+      default:
+        return await keysCommand(new ApiKeyStore(db), action ?? '', args, io);
+    }
   } catch (err) {
     if (err instanceof UsageError) return usageError(io, err.message);
     io.err(`barge: ${(err as Error).message}`);

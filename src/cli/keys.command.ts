@@ -7,7 +7,7 @@ import { formatTable } from './table';
 export async function keysCommand(
   keys: ApiKeyStore,
   action: string,
-  args: { tenant?: string; name?: string; json?: boolean; positionals: string[] },
+  args: { tenant?: string; name?: string; json?: boolean; admin?: boolean; positionals: string[] },
   io: CliIO,
 ): Promise<number> {
   switch (action) {
@@ -16,14 +16,14 @@ export async function keysCommand(
       noPositionals(args.positionals, 'keys create');
       let created;
       try {
-        created = await keys.create(args.tenant, args.name);
+        created = await keys.create(args.tenant, args.name, args.admin ? 'admin' : 'tenant');
       } catch (err) {
         if (err instanceof ApiKeyError) throw new UsageError(err.message);
         throw err;
       }
       const { info } = created;
       io.err(
-        `Created ${info.id} (${info.prefix}...) for ${created.tenantCreated ? 'new ' : ''}tenant "${info.tenantName}".`,
+        `Created ${args.admin ? 'admin key ' : ''}${info.id} (${info.prefix}...) for ${created.tenantCreated ? 'new ' : ''}tenant "${info.tenantName}".`,
       );
       io.err('This is the only time the key is shown; store it now:');
       // The key alone on stdout's last line: `KEY=$(barge keys create --tenant t)` just works.
@@ -60,7 +60,7 @@ export async function keysCommand(
   }
 }
 
-const KEY_COLUMNS = ['ID', 'TENANT', 'PREFIX', 'NAME', 'CREATED', 'LAST USED', 'REVOKED'];
+const KEY_COLUMNS = ['ID', 'TENANT', 'PREFIX', 'NAME', 'CREATED', 'LAST USED', 'REVOKED', 'ROLE'];
 
 function keyRow(key: ApiKeyInfo): string[] {
   return [
@@ -71,6 +71,7 @@ function keyRow(key: ApiKeyInfo): string[] {
     iso(key.createdAt),
     key.lastUsedAt ? iso(key.lastUsedAt) : 'never',
     key.revokedAt ? iso(key.revokedAt) : '-',
+    key.role,
   ];
 }
 

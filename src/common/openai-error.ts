@@ -59,6 +59,9 @@ export const notFound = (message: string, param: string | null = null) =>
 export const unauthorized = (message: string) =>
   new OpenAIError(401, message, 'authentication_error', null, 'invalid_api_key');
 
+export const forbidden = (message: string, code: string | null = null) =>
+  new OpenAIError(403, message, 'permission_error', null, code);
+
 /** A state conflict that retrying cannot fix: tell the SDKs not to retry it. */
 export const conflict = (message: string, code: string | null = null, param: string | null = null) =>
   new OpenAIError(409, message, 'invalid_request_error', param, code, { 'x-should-retry': 'false' });
@@ -66,6 +69,13 @@ export const conflict = (message: string, code: string | null = null, param: str
 /** Over a rate or concurrency limit; the SDKs retry after `retryAfterSeconds`. */
 export const tooManyRequests = (message: string, code: string, retryAfterSeconds = 1) =>
   new OpenAIError(429, message, 'rate_limit_error', null, code, { 'retry-after': String(retryAfterSeconds) });
+
+/**
+ * Over a tenant quota (active batches, stored bytes): 429 like a rate limit, but one that an
+ * immediate retry does not lift, so the SDKs are told not to retry.
+ */
+export const quotaExceeded = (message: string, code: string) =>
+  new OpenAIError(429, message, 'rate_limit_error', null, code, { 'x-should-retry': 'false' });
 
 /** The client did not send its request (headers or body) in time. */
 export const requestTimeout = (message = 'The request was not received in time.') =>

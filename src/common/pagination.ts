@@ -105,7 +105,8 @@ function parseOrder(raw: string): SortOrder {
 export async function fetchPage<E extends ObjectLiteral & { id: string }>(
   query: SelectQueryBuilder<E>,
   page: PageQuery,
-  tenantId: string,
+  /** null: any tenant's rows (an admin key's list). */
+  tenantId: string | null,
 ): Promise<Page<E>> {
   const alias = query.alias;
   const table = query.expressionMap.mainAlias!.metadata.tableName;
@@ -113,10 +114,10 @@ export async function fetchPage<E extends ObjectLiteral & { id: string }>(
   const paged = query.clone();
   if (page.after !== undefined) {
     const [cursor] = isIdShaped(page.after)
-      ? await query.connection.query(`SELECT 1 FROM ${table} WHERE id = $1 AND tenant_id = $2`, [
-          page.after,
-          tenantId,
-        ])
+      ? await query.connection.query(
+          `SELECT 1 FROM ${table} WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)`,
+          [page.after, tenantId],
+        )
       : [];
     if (!cursor) {
       throw invalidRequest(

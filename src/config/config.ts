@@ -12,6 +12,7 @@ const MB = 1024 * 1024;
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
+const nonNegativeInt = z.coerce.number().int().min(0);
 const nonEmpty = z.string().min(1);
 /** true/false, also as the text an environment variable carries ("true", "false", "1", "0"). */
 const flag = z.union([
@@ -114,6 +115,20 @@ const configSchema = z.object({
       maxRequestsPerBatch: positiveInt.default(50_000),
       /** Default lifetime of uploaded batch input files (OpenAI: 30 days). */
       batchFileTtlSeconds: positiveInt.default(30 * 24 * 3600),
+    })
+    .prefault({}),
+  /**
+   * Default quotas of every tenant (src/tenants/quotas.ts); unset: no limit. `barge tenants set`
+   * overrides them per tenant.
+   */
+  quotas: z
+    .object({
+      /** Batches not yet ended (validating, in_progress, finalizing, cancelling); 429 on create beyond. */
+      maxActiveBatches: nonNegativeInt.optional(),
+      /** Bytes of the tenant's stored files (uploads and batch output alike); 429 on upload beyond. */
+      maxStorageBytes: nonNegativeInt.optional(),
+      /** Estimated tokens of running batches, per model; a batch beyond fails `token_limit_exceeded`. */
+      maxEnqueuedTokens: nonNegativeInt.optional(),
     })
     .prefault({}),
   batches: z
@@ -253,6 +268,9 @@ export const ENV_VARS: Record<string, string> = {
   BARGE_MAX_BATCH_FILE_BYTES: 'limits.maxBatchFileBytes',
   BARGE_MAX_REQUESTS_PER_BATCH: 'limits.maxRequestsPerBatch',
   BARGE_BATCH_FILE_TTL_SECONDS: 'limits.batchFileTtlSeconds',
+  BARGE_QUOTA_MAX_ACTIVE_BATCHES: 'quotas.maxActiveBatches',
+  BARGE_QUOTA_MAX_STORAGE_BYTES: 'quotas.maxStorageBytes',
+  BARGE_QUOTA_MAX_ENQUEUED_TOKENS: 'quotas.maxEnqueuedTokens',
   BARGE_COMPLETION_WINDOWS: 'batches.completionWindows',
   BARGE_DEFAULT_COMPLETION_WINDOW: 'batches.defaultCompletionWindow',
   BARGE_CHUNK_SIZE: 'batches.chunkSize',

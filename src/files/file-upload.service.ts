@@ -12,6 +12,8 @@ import { contentTypeOf, FileStore, StoredObject } from './file-store';
 import { FirstLineCheck, JsonlVerdict } from './jsonl-check';
 import { discardBody, readMultipartForm } from './multipart-form';
 import { Metrics } from '../observability/metrics';
+import { storageLimitExceeded, TenantQuotas } from '../tenants/tenant-quotas';
+import { DataSource } from 'typeorm';
 import { fileTooLarge, sanitizeFilename, UploadDetails, UploadForm } from './upload-form';
 
 interface ReceivedFile {
@@ -19,6 +21,8 @@ interface ReceivedFile {
   filename: string;
   verdict: JsonlVerdict;
 }
+
+type StorageQuota = { limit: number; used: number; room: number };
 
 /** Room for the form around the file (boundaries, part headers, up to 16 short fields). */
 const FORM_OVERHEAD_BYTES = 1024 * 1024;
@@ -49,16 +53,23 @@ export class FileUploadService {
     private readonly store: FileStore,
     @Inject(CONFIG) private readonly config: BargeConfig,
     private readonly metrics: Metrics,
+    private readonly quotas: TenantQuotas,
+    private readonly db: DataSource,
   ) {}
 
   async upload(tenantId: string, req: IncomingMessage): Promise<FileRecord> {
     this.refuseEarly(req);
     const release = this.takeSlot(tenantId, req);
-    // From here the body streams under the idle timeout, however long the whole upload takes.
-    liftBodyDeadline(req);
     try {
+      const quota = await this.quotas.storageRoom(tenantId);
+      if (quota && quota.room <= 0) {
+        discardBody(req);
+        throw storageLimitExceeded(quota.limit, quota.used, null);
+      }
+      // From here the body streams under the idle timeout, however long the whole upload takes.
+      liftBodyDeadline(req);
       const form = new UploadForm(this.config.limits);
-      const received = await this.receiveForm(tenantId, req, form);
+      const received = await this.receiveForm(tenantId, req, form, quota);
       let details: UploadDetails;
       try {
         details = form.complete({ ...received, bytes: received.stored.bytes });
@@ -66,11 +77,28 @@ export class FileUploadService {
         await this.store.discard(received.stored);
         throw err;
       }
-      const file = await this.store.commit(received.stored, details);
+      const file = await this.commitUnderQuota(received.stored, details);
       this.metrics.fileBytes.labels('uploaded').inc(file.bytes);
       return file;
     } finally {
       release();
+    }
+  }
+
+  /**
+   * Writes the row in a transaction that first admits the bytes under the tenant's storage
+   * quota (the tenant's row lock makes the sum and the insert one step); removes the object
+   * when the row is not written.
+   */
+  private async commitUnderQuota(stored: StoredObject, details: UploadDetails): Promise<FileRecord> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        await this.quotas.admitStorage(tx, stored.tenantId, stored.bytes);
+        return this.store.commit(stored, details, tx);
+      });
+    } catch (err) {
+      await this.store.discard(stored);
+      throw err;
     }
   }
 
@@ -106,7 +134,12 @@ export class FileUploadService {
   }
 
   /** Reads the whole form; the file is stored, or nothing is when anything fails. */
-  private async receiveForm(tenantId: string, req: IncomingMessage, form: UploadForm): Promise<ReceivedFile> {
+  private async receiveForm(
+    tenantId: string,
+    req: IncomingMessage,
+    form: UploadForm,
+    quota: StorageQuota | null,
+  ): Promise<ReceivedFile> {
     let received: ReceivedFile | undefined;
     try {
       await readMultipartForm(
@@ -117,7 +150,7 @@ export class FileUploadService {
             if (name !== 'file') {
               throw invalidRequest(`Unexpected file part '${echo(name)}': send the file as 'file'.`, name);
             }
-            received = await this.receiveFile(tenantId, stream, sanitizeFilename(filename), form);
+            received = await this.receiveFile(tenantId, stream, sanitizeFilename(filename), form, quota);
           },
         },
         { idleTimeoutMs: this.config.api.streamIdleTimeoutMs },
@@ -136,6 +169,7 @@ export class FileUploadService {
     stream: Readable,
     filename: string,
     form: UploadForm,
+    quota: StorageQuota | null,
   ): Promise<ReceivedFile> {
     form.checkFilename(filename);
     const firstLine = new FirstLineCheck();
@@ -153,13 +187,18 @@ export class FileUploadService {
         throw err;
       }
     }
+    // The quota's room caps the stream too: an upload that cannot fit is cut as soon as it passes.
+    const quotaCaps = quota !== null && quota.room < form.streamingCap();
     try {
       const stored = await this.store.upload(tenantId, inspected(), {
-        maxBytes: form.streamingCap(),
+        maxBytes: quotaCaps ? quota.room : form.streamingCap(),
         contentType: contentTypeOf(filename),
       });
       return { stored, filename, verdict: firstLine.finish() };
     } catch (err) {
+      if (err instanceof ObjectTooLargeError && quotaCaps) {
+        throw storageLimitExceeded(quota.limit, quota.used, 'cut');
+      }
       if (err instanceof ObjectTooLargeError) throw fileTooLarge(err.maxBytes, form.knownPurpose);
       // The form's own failures (a refusal, the client leaving) pass through as they are.
       if (err === sourceError || err instanceof OpenAIError) throw err;

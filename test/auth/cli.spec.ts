@@ -40,7 +40,7 @@ describe('barge keys (CLI)', () => {
     const listed = await barge('keys', 'list', '--tenant', tenant);
     expect(listed.code).toBe(0);
     const rows = listed.stdout.trim().split('\n');
-    expect(rows[0]).toMatch(/^ID\s+TENANT\s+PREFIX\s+NAME\s+CREATED\s+LAST USED\s+REVOKED$/);
+    expect(rows[0]).toMatch(/^ID\s+TENANT\s+PREFIX\s+NAME\s+CREATED\s+LAST USED\s+REVOKED\s+ROLE$/);
     expect(rows).toHaveLength(3);
     expect(listed.stdout).not.toContain(key);
     expect(listed.stdout).not.toContain(lastLine(second.stdout));

@@ -14,7 +14,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { ApiKeyGuard } from '../../auth/api-key.guard';
-import { CurrentTenant } from '../../auth/current-tenant.decorator';
+import { AuthenticatedTenant, CurrentTenant, readScope } from '../../auth/current-tenant.decorator';
 import { invalidRequest, notFound } from '../../common/openai-error';
 import { parsePageQuery } from '../../common/pagination';
 import { PathIdPipe, requireStorable } from '../../common/tenant-input';
@@ -90,17 +90,17 @@ export class BatchesController {
   })
   @ApiQuery({ name: 'after', required: false, description: 'A batch id: the page starts after it.' })
   @ApiOkResponse({ schema: ref('BatchList') })
-  list(@CurrentTenant() tenant: { id: string }, @Query() query: Record<string, unknown>) {
+  list(@CurrentTenant() tenant: AuthenticatedTenant, @Query() query: Record<string, unknown>) {
     const page = parsePageQuery(query, { defaultLimit: 20, maxLimit: 100 });
-    return this.batches.list(tenant.id, { ...page, order: 'desc' });
+    return this.batches.list(readScope(tenant), { ...page, order: 'desc' });
   }
 
   @Get(':id')
   @ApiOperation({ summary: 'Retrieve a batch' })
   @ApiParam({ name: 'id', description: 'A batch id (batch_...).' })
   @ApiOkResponse({ schema: ref('Batch') })
-  get(@CurrentTenant() tenant: { id: string }, @Param('id', BatchId) id: string) {
-    return this.batches.get(tenant.id, id);
+  get(@CurrentTenant() tenant: AuthenticatedTenant, @Param('id', BatchId) id: string) {
+    return this.batches.get(readScope(tenant), id);
   }
 
   @Post(':id/cancel')

@@ -23,6 +23,7 @@ import { batchWorkflowStatus, startBatchWorkflow } from '../start-batch-workflow
 import { BatchRepository } from '../store/batch.repository';
 import { parseCreateBatch, type CreateBatchRequest } from './create-batch.request';
 import { Metrics } from '../../observability/metrics';
+import { TenantQuotas } from '../../tenants/tenant-quotas';
 import { idempotencyOf, replay, type Idempotency } from './idempotency';
 
 export const PROVIDER_METADATA_KEY = 'barge_provider';
@@ -38,6 +39,7 @@ export class BatchesService {
     private readonly files: FileStore,
     @Inject(Client) private readonly temporal: Client,
     private readonly metrics: Metrics,
+    private readonly quotas: TenantQuotas,
   ) {}
 
   /**
@@ -83,7 +85,9 @@ export class BatchesService {
       );
     }
     const provider = headers.provider || request.metadata?.[PROVIDER_METADATA_KEY] || null;
-    const known = providerNames(this.config);
+    // Upstreams the tenant may not pin answer exactly as unknown ones: nothing tells them apart.
+    const allowed = provider ? await this.quotas.allowedUpstreams(tenantId) : null;
+    const known = providerNames(this.config).filter((name) => allowed === null || allowed.includes(name));
     if (provider && !known.includes(provider)) {
       throw invalidRequest(
         `Unknown provider '${echo(provider)}'. Configured: ${known.join(', ') || 'none'}.`,
@@ -114,14 +118,18 @@ export class BatchesService {
     } satisfies Partial<BatchRecord>);
     try {
       const inserted = await this.db.transaction(async (tx) => {
+        // First: the tenant's row lock makes the count and this insert one step (429 over quota).
+        await this.quotas.admitBatch(tx, tenantId);
         if (!(await this.files.holdForBatch(tx, tenantId, file.id))) return false;
         await this.batches.insert(batch, tx);
         return true;
       });
       if (!inserted) throw notFound(`No such File object: ${request.inputFileId}`, 'input_file_id'); // deleted meanwhile
     } catch (err) {
-      // Two creates raced with the same Idempotency-Key: the first one wins.
-      if (idempotency && err instanceof QueryFailedError) {
+      // Two creates raced with the same Idempotency-Key: the first one wins (the second may
+      // also have found the first's batch filling the tenant's last active slot).
+      const quotaRefusal = err instanceof OpenAIError && err.status === 429;
+      if (idempotency && (err instanceof QueryFailedError || quotaRefusal)) {
         const existing = await this.batches.findByIdempotencyKey(tenantId, idempotency.key);
         if (existing) return presentBatch(replay(existing, idempotency));
       }
@@ -149,11 +157,12 @@ export class BatchesService {
     return (await batchWorkflowStatus(this.temporal, id).catch(() => 'unknown')) !== null;
   }
 
-  async get(tenantId: string, id: string) {
+  /** `tenantId` null: any tenant's batch (an admin key). */
+  async get(tenantId: string | null, id: string) {
     return presentBatch(await this.find(tenantId, id));
   }
 
-  async list(tenantId: string, page: PageQuery) {
+  async list(tenantId: string | null, page: PageQuery) {
     return toListObject(await this.batches.list(tenantId, page), presentBatch);
   }
 
@@ -192,7 +201,7 @@ export class BatchesService {
     }
   }
 
-  private async find(tenantId: string, id: string): Promise<BatchRecord> {
+  private async find(tenantId: string | null, id: string): Promise<BatchRecord> {
     const batch = await this.batches.findForTenant(tenantId, id);
     if (!batch) throw notFound(`No such Batch object: ${echo(id)}`, 'batch_id');
     return batch;

@@ -52,8 +52,9 @@ export class BatchRepository {
     return batch;
   }
 
-  findForTenant(tenantId: string, id: string): Promise<BatchRecord | null> {
-    return this.repo().findOneBy({ id, tenantId });
+  /** The tenant's batch; `tenantId` null: any tenant's (an admin key's read). */
+  findForTenant(tenantId: string | null, id: string): Promise<BatchRecord | null> {
+    return this.repo().findOneBy(tenantId === null ? { id } : { id, tenantId });
   }
 
   findByIdempotencyKey(tenantId: string, idempotencyKey: string): Promise<BatchRecord | null> {
@@ -61,20 +62,29 @@ export class BatchRepository {
   }
 
   /** One page of a tenant's batches (keyset pagination, see common/pagination). */
-  list(tenantId: string, page: PageQuery): Promise<Page<BatchRecord>> {
-    return fetchPage(
-      this.repo().createQueryBuilder('b').where('b.tenant_id = :tenantId', { tenantId }),
-      page,
-      tenantId,
-    );
+  list(tenantId: string | null, page: PageQuery): Promise<Page<BatchRecord>> {
+    const query = this.repo().createQueryBuilder('b');
+    if (tenantId !== null) query.where('b.tenant_id = :tenantId', { tenantId });
+    return fetchPage(query, page, tenantId);
   }
 
-  /** validating -> in_progress. False when the batch has left `validating` (e.g. it is being cancelled). */
-  async markInProgress(id: string, total: number, model: string | null): Promise<boolean> {
-    const [rows] = (await this.db.query(
-      `UPDATE batches SET status = 'in_progress', in_progress_at = now(), request_total = $2, model = $3
+  /**
+   * validating -> in_progress, with the input's token estimate (held under the tenant's
+   * enqueued-token quota from now on). False when the batch has left `validating` (e.g. it is
+   * being cancelled). `tx`: validation's quota transaction.
+   */
+  async markInProgress(
+    id: string,
+    total: number,
+    model: string | null,
+    estimatedTokens: number | null = null,
+    tx?: EntityManager,
+  ): Promise<boolean> {
+    const [rows] = (await (tx ?? this.db).query(
+      `UPDATE batches SET status = 'in_progress', in_progress_at = now(), request_total = $2, model = $3,
+              estimated_tokens = $4
         WHERE id = $1 AND status = 'validating' RETURNING id`,
-      [id, total, model],
+      [id, total, model, estimatedTokens],
     )) as [unknown[], number];
     return rows.length > 0;
   }
@@ -83,8 +93,13 @@ export class BatchRepository {
    * validating (or cancelling before it had started) -> failed, with the validation errors.
    * False when the batch was in neither status (a retried call).
    */
-  async markValidationFailed(id: string, errors: BatchErrorItem[], total: number): Promise<boolean> {
-    const [rows] = (await this.db.query(
+  async markValidationFailed(
+    id: string,
+    errors: BatchErrorItem[],
+    total: number,
+    tx?: EntityManager,
+  ): Promise<boolean> {
+    const [rows] = (await (tx ?? this.db).query(
       `UPDATE batches SET status = 'failed', failed_at = now(), errors = $2, request_total = $3
         WHERE id = $1 AND status IN ('validating', 'cancelling') RETURNING id`,
       [id, JSON.stringify({ data: errors }), total],

@@ -3,6 +3,7 @@ import type { BatchEndpoint } from '../../common/endpoints';
 import { echo } from '../../common/text';
 import type { BatchErrorItem } from '../../database/entities/batch.entity';
 import type { ChunkRange } from '../store/work.repository';
+import { estimateTokens } from '../../upstreams/token-estimate';
 import { validateLine } from './input-validation';
 import { isBlank, type JsonlLine } from './jsonl-lines';
 
@@ -26,7 +27,14 @@ export interface ScanLimits {
 export const DEFAULT_ERROR_LIMITS = { maxListedErrors: 100, maxErrorBytes: 64 * 1024 } as const;
 
 export type ScanResult =
-  | { ok: true; total: number; chunks: ChunkRange[]; model: string | null }
+  | {
+      ok: true;
+      total: number;
+      chunks: ChunkRange[];
+      model: string | null;
+      /** The requests' token estimate (as the gateway's limits estimate), for the enqueued-token quota. */
+      estimatedTokens: number;
+    }
   | { ok: false; total: number; errors: BatchErrorItem[] };
 
 /** Whether the batch's model can be served (the gateway's routing answers it). */
@@ -104,6 +112,7 @@ export class InputScan {
   private readonly planner: ChunkPlanner;
   private readonly seen = new Set<string>();
   private total = 0;
+  private tokens = 0;
   private model: string | null = null;
   private modelLine = 0;
 
@@ -153,6 +162,7 @@ export class InputScan {
       });
       return;
     }
+    this.tokens += estimateTokens(checked.request.body);
     this.planner.add(line);
   }
 
@@ -194,6 +204,12 @@ export class InputScan {
       }
     }
     if (this.errors.count > 0) return { ok: false, total: this.total, errors: this.errors.finish() };
-    return { ok: true, total: this.total, chunks: this.planner.finish(), model: this.model };
+    return {
+      ok: true,
+      total: this.total,
+      chunks: this.planner.finish(),
+      model: this.model,
+      estimatedTokens: this.tokens,
+    };
   }
 }

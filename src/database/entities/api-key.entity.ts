@@ -26,4 +26,8 @@ export class ApiKey {
 
   @Column('timestamptz', { name: 'revoked_at', nullable: true })
   revokedAt!: Date | null;
+
+  /** `tenant`, or `admin`: an operator's key reading every tenant's batches and usage. */
+  @Column('text', { default: 'tenant' })
+  role!: 'tenant' | 'admin';
 }

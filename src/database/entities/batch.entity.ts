@@ -12,6 +12,13 @@ export const BATCH_STATUSES = [
 ] as const;
 export type BatchStatus = (typeof BATCH_STATUSES)[number];
 export const TERMINAL_STATUSES: readonly BatchStatus[] = ['failed', 'completed', 'expired', 'cancelled'];
+/** Batches that have not ended: they count as active (quotas) and may still read their input. */
+export const NON_TERMINAL_STATUSES: readonly BatchStatus[] = [
+  'validating',
+  'in_progress',
+  'finalizing',
+  'cancelling',
+];
 
 export interface BatchErrorItem {
   code: string;
@@ -93,6 +100,10 @@ export class BatchRecord {
 
   @Column('bigint', { name: 'reasoning_tokens', default: 0, transformer: bigint })
   reasoningTokens!: number;
+
+  /** Token estimate of the input, set when validation admitted it under the enqueued-token quota. */
+  @Column('bigint', { name: 'estimated_tokens', nullable: true, transformer: bigint })
+  estimatedTokens!: number | null;
 
   @Column('timestamptz', { name: 'created_at' })
   createdAt!: Date;

@@ -5,6 +5,9 @@ import { BatchIdempotencyFingerprint1764100000000 } from './1764100000000-batch-
 import { BatchWorkFencing1764200000000 } from './1764200000000-batch-work-fencing';
 import { Webhooks1764300000000 } from './1764300000000-webhooks';
 import { BatchResults1764310000000 } from './1764310000000-batch-results';
+import { TenantQuotas1764600000000 } from './1764600000000-tenant-quotas';
+import { TenantUpstreams1764700000000 } from './1764700000000-tenant-upstreams';
+import { ApiKeyRole1764800000000 } from './1764800000000-api-key-role';
 
 /** Every migration, oldest first. Add new ones at the end; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -15,4 +18,7 @@ export const MIGRATIONS = [
   BatchWorkFencing1764200000000,
   Webhooks1764300000000,
   BatchResults1764310000000,
+  TenantQuotas1764600000000,
+  TenantUpstreams1764700000000,
+  ApiKeyRole1764800000000,
 ];
