@@ -50,7 +50,8 @@ export interface FinalizeEnd {
   status: EndStatus;
   outputFile: StagedFile | null;
   errorFile: StagedFile | null;
-  /** When the output files expire (output_expires_after), null: never. */
+  /** The output files' created_at, and when they expire (output_expires_after; null: never), from one clock reading. */
+  filesCreatedAt: Date;
   filesExpireAt: Date | null;
   errors?: BatchErrorItem[];
 }
@@ -191,13 +192,16 @@ export class Finalizer {
       const errors = request.failure
         ? [{ code: request.failure.code, message: request.failure.message, param: null, line: null }]
         : undefined;
+      const createdAt = this.deps.now();
       committed = await session.commit(batch, {
         status: END_OF[request.reason],
         outputFile,
         errorFile,
-        // output_expires_after is anchored at the output file's created_at: now.
+        // output_expires_after is anchored at the output file's created_at: one reading of
+        // the clock for both, so expires_at - created_at is exactly the seconds asked for.
+        filesCreatedAt: createdAt,
         filesExpireAt: batch.outputExpiresAfterSeconds
-          ? new Date(this.deps.now().getTime() + batch.outputExpiresAfterSeconds * 1000)
+          ? new Date(createdAt.getTime() + batch.outputExpiresAfterSeconds * 1000)
           : null,
         errors,
       });

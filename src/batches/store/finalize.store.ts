@@ -86,7 +86,7 @@ export class PgFinalizeStore implements FinalizeStore {
     try {
       await manager.transaction(async (tx) => {
         for (const file of [end.outputFile, end.errorFile]) {
-          if (file) await this.commitFile(tx, batch, file, end.filesExpireAt);
+          if (file) await this.commitFile(tx, batch, file, end.filesCreatedAt, end.filesExpireAt);
         }
         const ended = await this.batches.markEnded(tx, batch.id, end.status, {
           outputFileId: end.outputFile?.id ?? null,
@@ -106,11 +106,12 @@ export class PgFinalizeStore implements FinalizeStore {
     tx: DataSource['manager'],
     batch: BatchRecord,
     file: StagedFile,
+    createdAt: Date,
     expiresAt: Date | null,
   ): Promise<void> {
     await this.files.commit(
       { id: file.id, tenantId: batch.tenantId, objectKey: file.objectKey, bytes: file.bytes },
-      { filename: file.filename, purpose: 'batch_output', expiresAt },
+      { filename: file.filename, purpose: 'batch_output', createdAt, expiresAt },
       tx,
     );
   }
