@@ -157,10 +157,15 @@ supervise() {
   local name=$1 pidfile=$2
   shift 2
   [[ "${1:-}" == -- ]] && shift
-  local stopfile="$pidfile.stopping" backoff=$SUPERVISE_BACKOFF_START child="" started rc why
+  local stopfile="$pidfile.stopping" backoff=$SUPERVISE_BACKOFF_START child="" started rc why waker
   stopping=0
+  # A process that lives until a stop is asked for: waiting on it too closes the race of a
+  # signal arriving after the child started but before `wait` began (a plain `wait` would then
+  # block until the child exits, which it does not until `down`).
+  sleep infinity &
+  waker=$!
   # Stop restarting; the child is left for `down`, which stops it gracefully after us.
-  trap 'stopping=1' TERM INT
+  trap 'stopping=1; kill "$waker" 2>/dev/null' TERM INT
   rm -f "$stopfile"
   while ((stopping == 0)) && [[ ! -e "$stopfile" ]]; do
     started=$SECONDS
@@ -168,7 +173,7 @@ supervise() {
     child=$!
     echo "$child" >"$pidfile"
     rc=0
-    wait "$child" || rc=$?
+    wait -n "$child" "$waker" || rc=$?
     # A trapped signal interrupts wait while the child still runs: that is a stop, not an exit.
     if ((stopping)) || [[ -e "$stopfile" ]]; then break; fi
     if ((rc > 128)); then why="was killed by signal $(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128)))"
@@ -180,6 +185,7 @@ supervise() {
     wait $! || kill $! 2>/dev/null || true
     backoff=$((backoff * 2 > SUPERVISE_BACKOFF_MAX ? SUPERVISE_BACKOFF_MAX : backoff * 2))
   done
+  kill "$waker" 2>/dev/null || true
   echo "[$(stamp)] supervisor: stopped supervising $name"
 }
 
