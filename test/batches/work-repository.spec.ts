@@ -1,5 +1,3 @@
-import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
 import type { DataSource } from 'typeorm';
 import { BatchRepository } from '../../src/batches/store/batch.repository';
 import {
@@ -10,10 +8,10 @@ import {
 } from '../../src/batches/store/work.repository';
 import { COMPACT_SQL } from '../../src/batches/store/result-index';
 import { createDataSource } from '../../src/database/data-source';
-import { BatchRecord } from '../../src/database/entities/batch.entity';
 import { FileStore } from '../../src/files/file-store';
 import { MinioStorage } from '../../src/storage/minio-storage';
 import { createTenant, uniqueTenant } from '../support/api';
+import { insertBatchInProgress } from '../support/batch-rows';
 import { stackConfig } from '../support/stack';
 
 interface PlanNode {
@@ -50,34 +48,8 @@ describe('WorkRepository.outputs', () => {
   });
   afterAll(() => db.destroy());
 
-  async function batchInProgress(): Promise<string> {
-    const file = await files.create({
-      tenantId,
-      filename: 'in.jsonl',
-      purpose: 'batch',
-      source: Readable.from([Buffer.from('{"custom_id":"x","body":{}}\n')]),
-    });
-    const batch = Object.assign(new BatchRecord(), {
-      id: `batch_${randomBytes(12).toString('hex')}`,
-      tenantId,
-      endpoint: '/v1/chat/completions',
-      model: 'm',
-      inputFileId: file.id,
-      completionWindow: '24h',
-      status: 'in_progress',
-      provider: null,
-      idempotencyKey: null,
-      outputFileId: null,
-      errorFileId: null,
-      errors: null,
-      metadata: null,
-      outputExpiresAfterSeconds: null,
-      createdAt: new Date(),
-      expiresAt: new Date(Date.now() + 86_400_000),
-    });
-    await batches.insert(batch);
-    return batch.id;
-  }
+  const batchInProgress = async (): Promise<string> =>
+    (await insertBatchInProgress({ files, batches }, tenantId, '{"custom_id":"x","body":{}}\n')).id;
 
   const outcome = (line: number, ok: boolean, size: number): RequestOutcome => ({
     line,

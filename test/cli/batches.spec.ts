@@ -245,8 +245,10 @@ describe('barge batches (CLI against the API)', () => {
       const { bytes, maxRssMiB } = JSON.parse(report) as { bytes: number; maxRssMiB: number };
       expect(bytes).toBe(size);
       expect(received).toBeGreaterThan(size); // the file and the form around it
-      // Buffering either file would need more than its 256 MiB; streaming stays near Node's own.
-      expect(maxRssMiB).toBeLessThan(160);
+      // Buffering either file would need its 256 MiB on top of Node's own ~45 MiB. Streaming
+      // stays near 100 MiB on a quiet machine; under load the GC lags, so the bound is the
+      // property itself: the process never held the file whole.
+      expect(maxRssMiB).toBeLessThan(size / 1024 ** 2);
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }

@@ -1,5 +1,3 @@
-import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
 import type { DataSource } from 'typeorm';
 import { readChunk } from '../../src/batches/dispatch/chunk-reader';
 import { Finalizer, outputFileId } from '../../src/batches/finalize/finalizer';
@@ -12,6 +10,7 @@ import { BatchRecord } from '../../src/database/entities/batch.entity';
 import { FileStore } from '../../src/files/file-store';
 import { MinioStorage } from '../../src/storage/minio-storage';
 import { createTenant, uniqueTenant } from '../support/api';
+import { insertBatchInProgress } from '../support/batch-rows';
 import { stackConfig } from '../support/stack';
 
 /**
@@ -48,31 +47,7 @@ describe('finalize, once', () => {
         body: { model: 'm' },
       }),
     ).join('\n');
-    const file = await files.create({
-      tenantId,
-      filename: 'in.jsonl',
-      purpose: 'batch',
-      source: Readable.from([Buffer.from(input + '\n')]),
-    });
-    const batch = Object.assign(new BatchRecord(), {
-      id: `batch_${randomBytes(12).toString('hex')}`,
-      tenantId,
-      endpoint: '/v1/chat/completions',
-      model: 'm',
-      inputFileId: file.id,
-      completionWindow: '24h',
-      status: 'in_progress',
-      provider: null,
-      idempotencyKey: null,
-      outputFileId: null,
-      errorFileId: null,
-      errors: null,
-      metadata: null,
-      outputExpiresAfterSeconds: null,
-      createdAt: new Date(),
-      expiresAt: new Date(Date.now() + 86_400_000),
-    });
-    await batches.insert(batch);
+    const batch = await insertBatchInProgress({ files, batches }, tenantId, input + '\n');
     await work.replaceChunks(batch.id, [
       {
         idx: 0,

@@ -47,14 +47,28 @@ export function installTestRuntime(): void {
 }
 
 /**
+ * The SDK gives the test server 5 s to listen; on a loaded 2-core machine (the whole suite
+ * running beside it) a JVM start can take longer. Only that failure is retried.
+ */
+async function startTestServer(attempts = 3): Promise<TestWorkflowEnvironment> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await TestWorkflowEnvironment.createTimeSkipping({
+        server: { executable: { type: 'existing-path', path: testServerPath() } },
+      });
+    } catch (err) {
+      if (attempt >= attempts || !/did not start within/.test(String(err))) throw err;
+    }
+  }
+}
+
+/**
  * A fresh time-skipping server with the search attributes the batch workflow upserts registered
  * (the test server knows only its own Custom*Field ones and refuses any other upsert).
  */
 export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
   installTestRuntime();
-  const env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: testServerPath() } },
-  });
+  const env = await startTestServer();
   const keys: SearchAttributeKey<SearchAttributeType>[] = Object.values(searchAttributes);
   await env.connection.operatorService.addSearchAttributes({
     namespace: env.namespace ?? 'default',
