@@ -49,7 +49,9 @@ describe('output_expires_after', () => {
     const later = new Date((output.expires_at! + 60) * 1000);
     await withTestDb(async (db) => {
       await new FilePurgeScheduler(new FileStore(db, storage, config), db).runOnce(later);
-      expect(await new ResultIndex(db).sweepGone(later)).toBeGreaterThanOrEqual(1);
+      // The stack's own worker sweeps too (its maintenance round): either may remove the rows,
+      // so the effect is checked, not which sweep did it.
+      await new ResultIndex(db).sweepGone(later);
       const [{ n }] = await db.query(`SELECT count(*)::int AS n FROM request_results WHERE batch_id = $1`, [
         batch.id,
       ]);
