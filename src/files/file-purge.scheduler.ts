@@ -1,6 +1,7 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { FileStore } from './file-store';
+import { PeriodicRound } from '../common/periodic-round';
 
 /** Often enough that expired files do not linger, rarely enough to cost nothing. */
 const PURGE_INTERVAL_MS = 10 * 60_000;
@@ -14,8 +15,12 @@ export const PURGE_LOCK = 73_112_027;
 @Injectable()
 export class FilePurgeScheduler implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('file-purge');
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<void>;
+  // unref'd: a pending purge never keeps the process alive.
+  private readonly rounds = new PeriodicRound(
+    () => this.runOnce(),
+    PURGE_INTERVAL_MS,
+    (err) => this.logger.error(`purge failed: ${err.stack ?? err.message}`),
+  );
 
   constructor(
     private readonly files: FileStore,
@@ -23,19 +28,11 @@ export class FilePurgeScheduler implements OnApplicationBootstrap, BeforeApplica
   ) {}
 
   onApplicationBootstrap(): void {
-    // unref: a pending purge never keeps the process alive.
-    this.timer = setInterval(() => this.trigger(), PURGE_INTERVAL_MS).unref();
+    this.rounds.start({ immediately: false });
   }
 
-  async beforeApplicationShutdown(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
-  }
-
-  private trigger(): void {
-    this.running ??= this.runOnce()
-      .catch((err: Error) => this.logger.error(`purge failed: ${err.stack ?? err.message}`))
-      .finally(() => (this.running = undefined));
+  beforeApplicationShutdown(): Promise<void> {
+    return this.rounds.stop();
   }
 
   /** One round, if no other process is running one. */

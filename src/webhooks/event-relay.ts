@@ -8,6 +8,7 @@ import {
 import type { webhookDeliveryWorkflow } from '../../workflows/webhook-delivery.workflow';
 import type { BargeConfig } from '../config/config';
 import type { WebhookRepository } from './webhook.repository';
+import { PeriodicRound } from '../common/periodic-round';
 
 /**
  * The outbox relay: batches that end write their event in the same transaction (a trigger,
@@ -54,33 +55,29 @@ export async function startWebhookDelivery(
 }
 
 export class WebhookEventRelay {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly rounds: PeriodicRound;
   private lastSweep = 0;
 
   constructor(
     private readonly repo: WebhookRepository,
     private readonly start: (eventId: string) => Promise<void>,
-    private readonly intervalMs: number,
+    intervalMs: number,
     private readonly logger: Pick<Logger, 'warn' | 'error'>,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.rounds = new PeriodicRound(
+      () => this.runOnce(),
+      intervalMs,
+      (err) => this.logger.error({ err }, `webhook relay round failed: ${err.message}`),
+    );
+  }
 
   begin(): void {
-    this.timer = setInterval(() => this.trigger(), this.intervalMs).unref();
-    this.trigger();
+    this.rounds.start({ immediately: true });
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
-  }
-
-  private trigger(): void {
-    this.running ??= this.runOnce()
-      .then(() => undefined)
-      .catch((err: Error) => this.logger.error({ err }, `webhook relay round failed: ${err.message}`))
-      .finally(() => (this.running = undefined));
+  stop(): Promise<void> {
+    return this.rounds.stop();
   }
 
   /** Starts the workflows of events that have none yet; returns how many it started. */

@@ -5,6 +5,7 @@ import type { WorkRepository } from '../batches/store/work.repository';
 import { FILES_PREFIX } from '../files/file-store';
 import type { Logger } from '../observability/logger';
 import type { ObjectStorage } from '../storage/object-storage';
+import { PeriodicRound } from '../common/periodic-round';
 
 // Arbitrary constant: the advisory lock that lets one worker process run maintenance at a time.
 export const MAINTENANCE_LOCK = 73_112_028;
@@ -18,33 +19,29 @@ const INCOMPLETE_UPLOAD_AGE_MS = 60 * 60_000;
  * the API's file purge.
  */
 export class Maintenance {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly rounds: PeriodicRound;
 
   constructor(
     private readonly db: DataSource,
     private readonly reconciler: Reconciler,
     private readonly work: WorkRepository,
     private readonly storage: ObjectStorage,
-    private readonly intervalMs: number,
+    intervalMs: number,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.rounds = new PeriodicRound(
+      () => this.runOnce(),
+      intervalMs,
+      (err) => this.logger.error({ err }, `maintenance round failed: ${err.message}`),
+    );
+  }
 
   start(): void {
-    this.timer = setInterval(() => this.trigger(), this.intervalMs).unref();
-    this.trigger();
+    this.rounds.start({ immediately: true });
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
-  }
-
-  private trigger(): void {
-    this.running ??= this.runOnce()
-      .then(() => undefined)
-      .catch((err: Error) => this.logger.error({ err }, `maintenance round failed: ${err.message}`))
-      .finally(() => (this.running = undefined));
+  stop(): Promise<void> {
+    return this.rounds.stop();
   }
 
   /** One round, unless another worker is running one. */
