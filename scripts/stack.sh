@@ -105,6 +105,10 @@ load_env() { set -a; source "$DIR/env"; set +a; }
 
 pid_of() { [[ -f "$RUN/$1.pid" ]] && cat "$RUN/$1.pid" || true; }
 
+# write_pid FILE PID: by rename, so a reader sees the old pid or the new one, never an empty file
+# (which a careless reader takes for pid 0: `kill 0` signals its own whole process group).
+write_pid() { echo "$2" >"$1.$$.tmp" && mv -f "$1.$$.tmp" "$1"; }
+
 # Alive and still the process we started (pids are reused).
 is_running() {
   local pid
@@ -120,7 +124,7 @@ spawn() {
   if is_running "$name" "$marker"; then log "$name already running (pid $(pid_of "$name"))"; return 1; fi
   mkdir -p "$RUN" "$LOGS"
   setsid nohup "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
-  echo $! >"$RUN/$name.pid"
+  write_pid "$RUN/$name.pid" $!
   return 0
 }
 
@@ -171,7 +175,7 @@ supervise() {
     started=$SECONDS
     "$@" &
     child=$!
-    echo "$child" >"$pidfile"
+    write_pid "$pidfile" "$child"
     rc=0
     wait -n "$child" "$waker" || rc=$?
     # A trapped signal interrupts wait while the child still runs: that is a stop, not an exit.
@@ -204,7 +208,7 @@ spawn_supervised() {
   rm -f "$RUN/$name.pid"
   setsid nohup bash "$ROOT/scripts/stack.sh" supervise "$name" "$RUN/$name.pid" -- "$@" \
     >>"$LOGS/$name.log" 2>&1 </dev/null &
-  echo $! >"$RUN/$name.supervisor.pid"
+  write_pid "$RUN/$name.supervisor.pid" $!
   wait_for "$name to start" 10 test -s "$RUN/$name.pid"
   return 0
 }

@@ -4,17 +4,19 @@ import { rename, rm, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { request } from 'undici';
 import { UsageError } from './io';
 
 /**
  * The CLI's client for any OpenAI-compatible Batch API (Barge, OpenAI, the hosted peers): plain
- * fetch, with uploads and downloads streamed so a file of gigabytes never sits in memory.
- * Uploads go through undici's request() instead: fetch() reads a streamed request body as
- * fast as the disk gives it, whatever the socket takes (a 256 MiB upload peaked at 330 MiB of
- * memory with fetch, at 100 MiB with request(); test/cli/batches.spec.ts holds it there).
+ * fetch for JSON calls. File bodies go through undici's request(), as Node streams with
+ * backpressure both ways and bounded buffers: an upload reads the file only as fast as the
+ * socket takes it, a download reads the socket only as fast as the disk takes it
+ * (test/unit/cli-api-client.spec.ts stalls the peer and checks that reading stops).
  */
+
+/** How much of a file may wait in one stage of an upload or a download. */
+const FILE_STREAM_HIGH_WATER = 256 * 1024;
 
 /** Options every command that calls the API accepts (parseArgs style). */
 export const API_OPTIONS = {
@@ -183,7 +185,7 @@ export class ApiClient {
     let sent = 0;
     async function* form() {
       yield head;
-      for await (const chunk of createReadStream(path)) {
+      for await (const chunk of createReadStream(path, { highWaterMark: FILE_STREAM_HIGH_WATER })) {
         sent += (chunk as Buffer).length;
         onBytes?.(sent, size);
         yield chunk as Buffer;
@@ -199,7 +201,8 @@ export class ApiClient {
           'Content-Type': `multipart/form-data; boundary=${boundary}`,
           'Content-Length': String(head.length + size + tail.length),
         },
-        body: Readable.from(form()),
+        // Bytes, not objects: the stream's buffer is bounded by size, not by a count of chunks.
+        body: Readable.from(form(), { objectMode: false, highWaterMark: FILE_STREAM_HIGH_WATER }),
       });
     } catch (err) {
       throw this.unreachable(err);
@@ -218,10 +221,21 @@ export class ApiClient {
     dest: string,
     onBytes?: (received: number, total: number | null) => void,
   ): Promise<number> {
-    const res = await this.send(`/files/${encodeURIComponent(fileId)}/content`, { method: 'GET' });
-    if (!res.body) throw new ApiError(res.status, `the server sent no content for ${fileId}`);
-    const header = res.headers.get('content-length');
-    const total = header === null ? null : Number(header);
+    let res;
+    try {
+      res = await request(this.url(`/files/${encodeURIComponent(fileId)}/content`), {
+        method: 'GET',
+        headers: { Authorization: `Bearer ${this.target.apiKey}` },
+        highWaterMark: FILE_STREAM_HIGH_WATER,
+      });
+    } catch (err) {
+      throw this.unreachable(err);
+    }
+    if (res.statusCode < 200 || res.statusCode >= 300) {
+      throw errorOf(res.statusCode, '', await res.body.text().catch(() => ''));
+    }
+    const header = res.headers['content-length'];
+    const total = typeof header === 'string' ? Number(header) : null;
     const part = `${dest}.part`;
     let received = 0;
     const count = new Transform({
@@ -232,7 +246,7 @@ export class ApiClient {
       },
     });
     try {
-      await pipeline(Readable.fromWeb(res.body as WebReadableStream), count, createWriteStream(part));
+      await pipeline(res.body, count, createWriteStream(part, { highWaterMark: FILE_STREAM_HIGH_WATER }));
       if (total !== null && received !== total) {
         throw new ApiError(0, `the download of ${fileId} ended after ${received} of ${total} bytes`);
       }

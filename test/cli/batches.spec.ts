@@ -1,7 +1,5 @@
 import { execFile } from 'node:child_process';
-import { open, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type OpenAI from 'openai';
@@ -193,64 +191,6 @@ describe('barge batches (CLI against the API)', () => {
       expect(run.stderr).toMatch(message);
       expect(run.stdout).toBe('');
       expect(run.stderr).not.toContain(key);
-    }
-  });
-
-  it('streams uploads and downloads: a 256 MiB file never sits in memory', async () => {
-    // A loopback server of the test's own: it counts what it receives and sends 256 MiB back.
-    const size = 256 * 1024 * 1024;
-    let received = 0;
-    const server = createServer((req, res) => {
-      if (req.method === 'POST') {
-        req.on('data', (c: Buffer) => (received += c.length));
-        req.on('end', () => {
-          res.setHeader('content-type', 'application/json');
-          res.end(JSON.stringify({ id: 'file-big', bytes: size, filename: 'big.jsonl' }));
-        });
-        return;
-      }
-      res.writeHead(200, { 'content-length': String(size) });
-      const chunk = Buffer.alloc(1024 * 1024, 'x');
-      let sent = 0;
-      const pump = () => {
-        while (sent < size) {
-          sent += chunk.length;
-          if (!res.write(chunk)) return void res.once('drain', pump);
-        }
-        res.end();
-      };
-      pump();
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
-    try {
-      const big = join(dir, 'big.jsonl');
-      const handle = await open(big, 'w');
-      await handle.truncate(size); // sparse: costs no disk
-      await handle.close();
-      // The client in a process of its own, which reports its peak memory.
-      const script = `
-        const { ApiClient } = require(${JSON.stringify(join(ROOT, 'dist/src/cli/api-client.js'))});
-        (async () => {
-          const client = new ApiClient({ baseUrl: ${JSON.stringify(base)}, apiKey: 'k' });
-          await client.upload(${JSON.stringify(big)}, 'batch');
-          const bytes = await client.download('file-big', ${JSON.stringify(join(dir, 'big-copy.jsonl'))});
-          console.log(JSON.stringify({ bytes, maxRssMiB: process.resourceUsage().maxRSS / 1024 }));
-        })();`;
-      const report = await new Promise<string>((resolve, reject) =>
-        execFile(process.execPath, ['-e', script], { timeout: 55_000 }, (err, stdout) =>
-          err ? reject(err) : resolve(stdout),
-        ),
-      );
-      const { bytes, maxRssMiB } = JSON.parse(report) as { bytes: number; maxRssMiB: number };
-      expect(bytes).toBe(size);
-      expect(received).toBeGreaterThan(size); // the file and the form around it
-      // Buffering either file would need its 256 MiB on top of Node's own ~45 MiB. Streaming
-      // stays near 100 MiB on a quiet machine; under load the GC lags, so the bound is the
-      // property itself: the process never held the file whole.
-      expect(maxRssMiB).toBeLessThan(size / 1024 ** 2);
-    } finally {
-      await new Promise((resolve) => server.close(resolve));
     }
   });
 });

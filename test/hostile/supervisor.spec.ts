@@ -1,21 +1,13 @@
 import { execFile, spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { alive, readPid, signal } from '../support/pids';
 import { ROOT, waitFor } from '../support/stack';
 import { stackPids } from './support';
 
 const STACK = join(ROOT, 'scripts', 'stack.sh');
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /**
  * The local stack's supervisor (scripts/stack.sh supervise), on a stand-in process in a
@@ -29,7 +21,7 @@ describe('stack supervisor', () => {
   const starts = join(dir, 'starts');
   let supervisor: number;
 
-  const childPid = () => Number(readFileSync(pidFile, 'utf8').trim());
+  const childPid = () => readPid(pidFile);
   const log = () => readFileSync(logFile, 'utf8');
 
   beforeAll(async () => {
@@ -52,9 +44,10 @@ describe('stack supervisor', () => {
   });
 
   afterAll(async () => {
-    if (alive(supervisor)) process.kill(supervisor, 'SIGTERM');
+    if (alive(supervisor)) signal(supervisor, 'SIGTERM');
+    if (!existsSync(pidFile)) return;
     const pid = childPid();
-    if (alive(pid)) process.kill(pid, 'SIGTERM');
+    if (alive(pid)) signal(pid, 'SIGTERM');
   });
 
   it('restarts a process that exited, and logs its exit code', async () => {
@@ -72,7 +65,7 @@ describe('stack supervisor', () => {
 
   it('restarts a process killed by a signal, logs the signal, and run/NAME.pid names the new process', async () => {
     const first = childPid();
-    process.kill(first, 'SIGKILL');
+    signal(first, 'SIGKILL');
     await waitFor('a restart after SIGKILL', async () => /was killed by signal KILL/.test(log()), 20_000);
     const second = await waitFor(
       'a new process',
@@ -87,11 +80,11 @@ describe('stack supervisor', () => {
 
   it('stops restarting once the supervisor is told to stop', async () => {
     const child = childPid();
-    process.kill(supervisor, 'SIGTERM');
+    signal(supervisor, 'SIGTERM');
     await waitFor('the supervisor to exit', async () => !alive(supervisor), 10_000);
     expect(log()).toMatch(/stopped supervising demo/);
     // Its process is left for `down` to stop gracefully; once gone, nothing brings it back.
-    process.kill(child, 'SIGTERM');
+    signal(child, 'SIGTERM');
     await waitFor('the process to exit', async () => !alive(child), 10_000);
     await new Promise((r) => setTimeout(r, 1_500));
     expect(childPid()).toBe(child);

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -6,6 +6,7 @@ import OpenAI from 'openai';
 import type { Batch } from 'openai/resources/batches';
 import { createTenant, openaiFor, TestTenant, uniqueTenant } from '../support/api';
 import { chatLine, submitBatch, waitForStatus } from '../support/batches';
+import { alive, readPid } from '../support/pids';
 import { apiUrl, ROOT } from '../support/stack';
 
 /**
@@ -226,19 +227,10 @@ export function stackPids(): StackPids {
   const read = (name: string) => {
     const file = join(RUN, `${name}.pid`);
     if (!existsSync(file)) throw new Error(`no ${file}: is the test stack (npm test) running?`);
-    return Number(readFileSync(file, 'utf8').trim());
+    return readPid(file);
   };
   return { api: read('api'), worker: read('worker') };
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /**
  * Registers what every hostile file needs: a tenant of its own, and after every case the

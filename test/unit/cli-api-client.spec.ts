@@ -1,6 +1,7 @@
 import busboy from 'busboy';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -121,6 +122,85 @@ describe('CLI client (against a loopback server)', () => {
     await expect(client().download('file-cut', cut)).rejects.toBeInstanceOf(ApiError);
     expect(existsSync(cut)).toBe(false);
     expect(existsSync(`${cut}.part`)).toBe(false);
+  });
+
+  // Backpressure, both ways: with a peer that stops taking bytes, the client stops reading
+  // (from disk on upload, from the socket on download) once its bounded buffers are full,
+  // instead of holding the file. What the kernel's socket buffers take on loopback is a few MiB.
+  const FILE = 128 * 1024 * 1024;
+  const AT_MOST_BUFFERED = 24 * 1024 * 1024;
+  const settle = () => new Promise((r) => setTimeout(r, 500));
+
+  it('stops reading the file while the server does not read the upload', async () => {
+    const path = join(dir, 'stalled-upload.jsonl');
+    await writeFile(path, '');
+    await truncate(path, FILE); // sparse: no disk
+    let received = 0;
+    let stalledOnce = false;
+    let stalled!: IncomingMessage;
+    const reachedStall = new Promise<void>((resolve) => {
+      handler = (req, res) => {
+        stalled = req;
+        req.on('data', (c: Buffer) => {
+          received += c.length;
+          if (received >= 1024 * 1024 && !stalledOnce) {
+            stalledOnce = true;
+            req.pause();
+            resolve();
+          }
+        });
+        req.on('end', () => res.end(JSON.stringify({ id: 'file-stalled', bytes: FILE })));
+      };
+    });
+    let sent = 0;
+    const upload = client().upload(path, 'batch', (n) => (sent = n));
+    await reachedStall;
+    await settle();
+    const readWhileStalled = sent;
+    await settle();
+    expect(sent).toBe(readWhileStalled); // it waits rather than reading on
+    expect(sent - received).toBeLessThan(AT_MOST_BUFFERED);
+    stalled.resume();
+    await expect(upload).resolves.toMatchObject({ id: 'file-stalled' });
+    expect(received).toBeGreaterThan(FILE);
+  });
+
+  it('stops reading the socket while the download cannot be written out', async () => {
+    const chunk = Buffer.alloc(1024 * 1024, 'x');
+    handler = (_req, res) => {
+      res.writeHead(200, { 'content-length': String(FILE) });
+      let sent = 0;
+      const pump = () => {
+        while (sent < FILE) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      pump();
+    };
+    // The download's destination is a pipe the test reads from, so the test decides how fast
+    // the "disk" takes bytes: not at all, then as fast as it can.
+    const dest = join(dir, 'stalled-download.jsonl');
+    execFileSync('mkfifo', [`${dest}.part`]);
+    let got = 0;
+    const download = client().download('file-big', dest, (n) => (got = n));
+    const reader = await open(`${dest}.part`, 'r');
+    await settle();
+    const readWhileStalled = got;
+    await settle();
+    expect(got).toBe(readWhileStalled);
+    expect(got).toBeLessThan(AT_MOST_BUFFERED);
+    const buffer = Buffer.alloc(1024 * 1024);
+    let drained = 0;
+    for (;;) {
+      const { bytesRead } = await reader.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) break;
+      drained += bytesRead;
+    }
+    await reader.close();
+    await expect(download).resolves.toBe(FILE);
+    expect(drained).toBe(FILE);
   });
 
   it('turns an error envelope, a non-JSON answer and no server into ApiErrors', async () => {
