@@ -100,6 +100,8 @@ export async function writeConfig(
       maxBatchFileBytes: 2 * 1024 ** 3,
       maxFileBytes: 2 * 1024 ** 3,
     },
+    // Metrics exported as in production, on a port of their own so a bench runs beside `npm run up`.
+    worker: { metricsPort: await freePort() },
     // As in production (the default): a line per chunk and per batch step, none per request.
     logLevel: 'info',
     upstreams: [

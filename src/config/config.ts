@@ -158,9 +158,10 @@ const configSchema = z.object({
       /** Chunk activities one worker runs at once (each holds its chunk in memory). */
       maxConcurrentChunks: positiveInt.default(200),
       /**
-       * Input bytes of chunks one worker holds in memory at once (every batch's chunks share
-       * it; a chunk waits for room before it reads its requests). Worker memory is about
-       * three times this plus the answers in flight: see docs/operations.md.
+       * Memory the chunks one worker holds at once may take (every batch's chunks share it; a
+       * chunk waits for room before it reads its requests). A chunk is charged 4 bytes per
+       * byte of its input (MEMORY_PER_INPUT_BYTE in activities/dispatch.activity.ts). The
+       * answers in flight come on top: see docs/operations.md.
        */
       maxChunkBytesInMemory: positiveInt.default(96 * MB),
       /** Validation and finalize activities one worker runs at once. */
