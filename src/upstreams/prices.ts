@@ -69,3 +69,56 @@ export function strategies(routing: BargeConfig['routing']): (model: string) => 
   const rules = routing.models.map((m) => ({ pattern: new ModelPattern(m.model), strategy: m.strategy }));
   return (model) => rules.find((r) => r.pattern.matches(model))?.strategy ?? routing.strategy;
 }
+
+/** A price as the API answers it (usage per upstream, cost estimates). */
+export interface PriceObject {
+  input_per_1m_tokens: number;
+  output_per_1m_tokens: number;
+  batch_discount: number;
+  currency: 'usd';
+}
+
+export function priceObject(price: Price | null): PriceObject | null {
+  return (
+    price && {
+      input_per_1m_tokens: price.input,
+      output_per_1m_tokens: price.output,
+      batch_discount: price.batchDiscount,
+      currency: 'usd',
+    }
+  );
+}
+
+/** A cost as the API answers it. */
+export interface CostObject {
+  /** USD, the batch discount taken off; null when some of the tokens have no price. */
+  value: number | null;
+  currency: 'usd';
+  /** Models with tokens but no price (on the upstream that served them): why `value` is null. */
+  unpriced_models: string[];
+}
+
+/** Tokens of one model on one upstream (null: not known), the parts a cost is the sum of. */
+export interface PricedPart {
+  model: string | null;
+  upstream: string | null;
+  input: number;
+  output: number;
+}
+
+/** The cost of every part at its upstream's price; null (and the models named) when one has none. */
+export function costOfParts(prices: PriceBook, parts: Iterable<PricedPart>): CostObject {
+  let value = 0;
+  const unpriced = new Set<string>();
+  for (const part of parts) {
+    if (part.input === 0 && part.output === 0) continue;
+    const price = part.model === null ? null : prices.price(part.model, part.upstream);
+    if (price) value += costOf(price, part);
+    else unpriced.add(part.model ?? '');
+  }
+  return {
+    value: unpriced.size > 0 ? null : roundUsd(value),
+    currency: 'usd',
+    unpriced_models: [...unpriced].sort(),
+  };
+}
