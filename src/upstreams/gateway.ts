@@ -14,8 +14,7 @@ import { createLogger, type Logger } from '../observability/logger';
 import { CIRCUIT_STATE, type Metrics, type UpstreamInstruments } from '../observability/metrics';
 import { loadUpstreams, type Upstream } from './registry';
 import { healthOf, isOverload, RetryPolicy, retryAfterMs, verdictOf } from './retry-policy';
-import { PriceBook, strategies } from './prices';
-import { requestedModel, Router } from './router';
+import { requestedModel, routePricing, Router } from './router';
 import { ThrottledWarnings } from './throttled-warnings';
 import { estimateInputTokens, estimateTokens, outputBound, reportedTokens } from './token-estimate';
 import type { RouteCheck, UpstreamCall, UpstreamGateway, UpstreamResult } from './upstream-gateway';
@@ -97,10 +96,7 @@ export class HttpUpstreamGateway implements UpstreamGateway {
     this.logger = options.logger ?? createLogger({ name: 'upstreams', level: 'info' });
     this.warnings = new ThrottledWarnings(this.logger, 30_000);
     const upstreams = loadUpstreams(config, options.env ?? process.env);
-    this.router = new Router(upstreams, {
-      prices: new PriceBook(config.pricing),
-      strategyOf: strategies(config.routing),
-    });
+    this.router = new Router(upstreams, routePricing(config));
     this.defaultMaxOutputTokens = config.pricing.defaultMaxOutputTokens;
     this.retry = new RetryPolicy(config.routing, options.random);
     const store = options.limitStore;

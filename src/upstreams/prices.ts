@@ -65,7 +65,9 @@ export function roundUsd(usd: number): number {
 }
 
 /** A model's routing strategy: the first `routing.models` entry matching it, else `routing.strategy`. */
-export function strategies(routing: BargeConfig['routing']): (model: string) => RoutingStrategy {
+export function strategies(
+  routing: Pick<BargeConfig['routing'], 'strategy' | 'models'>,
+): (model: string) => RoutingStrategy {
   const rules = routing.models.map((m) => ({ pattern: new ModelPattern(m.model), strategy: m.strategy }));
   return (model) => rules.find((r) => r.pattern.matches(model))?.strategy ?? routing.strategy;
 }
@@ -106,19 +108,33 @@ export interface PricedPart {
   output: number;
 }
 
-/** The cost of every part at its upstream's price; null (and the models named) when one has none. */
-export function costOfParts(prices: PriceBook, parts: Iterable<PricedPart>): CostObject {
+/** The cost of these tokens of `model` at `price`; none (the model named) without a price. */
+export function costObject(model: string | null, price: Price | null, tokens: TokenCounts): CostObject {
+  if (tokens.input === 0 && tokens.output === 0) return { value: 0, currency: 'usd', unpriced_models: [] };
+  if (!price) return { value: null, currency: 'usd', unpriced_models: [model ?? ''] };
+  return { value: roundUsd(costOf(price, tokens)), currency: 'usd', unpriced_models: [] };
+}
+
+/** Costs added up: null as soon as one part has no price, every unpriced model named once. */
+export function sumCosts(costs: Iterable<CostObject>): CostObject {
   let value = 0;
   const unpriced = new Set<string>();
-  for (const part of parts) {
-    if (part.input === 0 && part.output === 0) continue;
-    const price = part.model === null ? null : prices.price(part.model, part.upstream);
-    if (price) value += costOf(price, part);
-    else unpriced.add(part.model ?? '');
+  for (const cost of costs) {
+    if (cost.value === null) for (const model of cost.unpriced_models) unpriced.add(model);
+    else value += cost.value;
   }
   return {
     value: unpriced.size > 0 ? null : roundUsd(value),
     currency: 'usd',
     unpriced_models: [...unpriced].sort(),
   };
+}
+
+/** The cost of every part at its upstream's price; null (and the models named) when one has none. */
+export function costOfParts(prices: PriceBook, parts: Iterable<PricedPart>): CostObject {
+  return sumCosts(
+    [...parts].map((part) =>
+      costObject(part.model, part.model === null ? null : prices.price(part.model, part.upstream), part),
+    ),
+  );
 }

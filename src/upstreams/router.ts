@@ -1,8 +1,9 @@
 import { DEFAULT_MODERATION_MODEL, isBatchEndpoint } from '../common/endpoints';
-import type { RoutingStrategy } from '../config/config';
-import { costOf, type PriceBook, type TokenCounts } from './prices';
+import type { BargeConfig, RoutingStrategy } from '../config/config';
+import { costOf, PriceBook, strategies, type TokenCounts } from './prices';
+import { effectiveUpstreams } from './provider-names';
 import type { RouteCheck } from './upstream-gateway';
-import type { Upstream } from './registry';
+import { Upstream } from './registry';
 
 export type Route =
   | { ok: true; model: string; candidates: Upstream[] }
@@ -23,6 +24,22 @@ export function requestedModel(endpoint: string, body: Record<string, unknown>):
 export interface RoutePricing {
   prices: PriceBook;
   strategyOf: (model: string) => RoutingStrategy;
+}
+
+/** The configured prices and strategies, as the router uses them. */
+export function routePricing(config: BargeConfig): RoutePricing {
+  return { prices: new PriceBook(config.pricing), strategyOf: strategies(config.routing) };
+}
+
+/**
+ * The gateway's routing without its credentials (no API key is read): where a request would
+ * go, for the API's cost estimates.
+ */
+export function routerWithoutCredentials(config: BargeConfig): Router {
+  return new Router(
+    effectiveUpstreams(config).map((u, i) => new Upstream(u, i, null)),
+    routePricing(config),
+  );
 }
 
 /** A request's size when nothing better is known: orders upstreams by their input plus output price. */
