@@ -63,8 +63,8 @@ interface UpstreamRuntime {
 /**
  * The UpstreamGateway: routes each request to an upstream serving its model, waits for a
  * slot within the shared limits, sends it, and retries transient failures with backoff,
- * failing over to the next upstream (by priority) when one is down. One instance per worker
- * process; call close() on shutdown.
+ * failing over to the next upstream in routing order (by priority, or by price) when one is
+ * down. One instance per worker process; call close() on shutdown.
  */
 export class HttpUpstreamGateway implements UpstreamGateway {
   private readonly logger: Logger;
