@@ -10,6 +10,7 @@ import { CliIO, UsageError } from './io';
 import { keysCommand } from './keys.command';
 import { tenantsCommand } from './tenants.command';
 import { UsageStore } from '../tenants/usage';
+import { PriceBook } from '../upstreams/prices';
 import { usageCommand } from './usage.command';
 import { webhooksApiCommand, WEBHOOKS_USAGE } from './webhooks.command';
 
@@ -148,7 +149,7 @@ export async function runCli(
         const tenantIdOf = async (name: string) =>
           ((await db.query(`SELECT id FROM tenants WHERE name = $1`, [name])) as { id: string }[])[0]?.id ??
           null;
-        return await usageCommand(new UsageStore(db), tenantIdOf, args, io);
+        return await usageCommand(new UsageStore(db, new PriceBook(config.pricing)), tenantIdOf, args, io);
       }
       case 'tenants':
         return await tenantsCommand(

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { providerNames } from '../upstreams/provider-names';
 
 /**
  * Barge's whole configuration: one typed object, built once at process start from an
@@ -65,6 +66,29 @@ const upstreamSchema = z.object({
 });
 
 export type UpstreamConfig = z.infer<typeof upstreamSchema>;
+
+/** A share of a list price taken off, from 0 (none) to 1 (free). */
+const discount = z.coerce.number().min(0).max(1);
+/** US dollars per million tokens. */
+const usdPerMillion = z.coerce.number().min(0).max(1_000_000);
+
+const modelPriceSchema = z.object({
+  /** An exact model name or a wildcard ("gpt-4o*"), matched against the batch's (public) model name. */
+  model: nonEmpty,
+  /** Only on this upstream; without it, on every upstream that has no entry of its own for the model. */
+  upstream: nonEmpty.optional(),
+  /** USD per 1M input tokens (cached ones included), at list price. */
+  input: usdPerMillion,
+  /** USD per 1M output tokens (reasoning ones included), at list price. */
+  output: usdPerMillion,
+  /** Taken off the list price for batch traffic (0.5: half price); pricing.batchDiscount by default. */
+  batchDiscount: discount.optional(),
+});
+
+export type ModelPriceConfig = z.infer<typeof modelPriceSchema>;
+
+const routingStrategy = z.enum(['priority', 'cheapest']);
+export type RoutingStrategy = z.infer<typeof routingStrategy>;
 
 const configSchema = z.object({
   api: z
@@ -234,6 +258,26 @@ const configSchema = z.object({
       breakerCooldownMs: positiveInt.default(15_000),
       /** How often each worker renews and rebalances its share of the concurrency limits. */
       leaseRefreshMs: positiveInt.default(1_000),
+      /**
+       * The order upstreams serving a model are tried in: `priority` (their priority, then the
+       * file's order) or `cheapest` (by the request's estimated cost at pricing's prices,
+       * priority breaking ties, unpriced upstreams last). The circuit breakers and fallbacks
+       * work the same either way.
+       */
+      strategy: routingStrategy.default('priority'),
+      /** Per-model strategies, first match wins ("gpt-4o*": cheapest); others use `strategy`. */
+      models: z.array(z.object({ model: nonEmpty, strategy: routingStrategy })).default([]),
+    })
+    .prefault({}),
+  /** Prices of models per upstream (src/upstreams/prices.ts): usage cost, cost estimates, cheapest routing. */
+  pricing: z
+    .object({
+      /** Taken off every list price for batch traffic unless an entry sets its own (OpenAI: 0.5). */
+      batchDiscount: discount.default(0.5),
+      /** Output tokens a cost estimate assumes for a request that sets no max_tokens (chat, completions, responses). */
+      defaultMaxOutputTokens: positiveInt.default(4096),
+      /** First match wins, entries naming the upstream before those that do not. */
+      models: z.array(modelPriceSchema).default([]),
     })
     .prefault({}),
   /** When set and no upstream is configured, every model routes here (local runs, tests). */
@@ -299,6 +343,9 @@ export const ENV_VARS: Record<string, string> = {
   BARGE_WEBHOOK_GIVE_UP_AFTER_MS: 'webhooks.giveUpAfterMs',
   BARGE_WEBHOOK_RELAY_INTERVAL_MS: 'webhooks.relayIntervalMs',
   BARGE_WEBHOOK_MAX_ENDPOINTS_PER_TENANT: 'webhooks.maxEndpointsPerTenant',
+  BARGE_ROUTING_STRATEGY: 'routing.strategy',
+  BARGE_PRICING_BATCH_DISCOUNT: 'pricing.batchDiscount',
+  BARGE_PRICING_DEFAULT_MAX_OUTPUT_TOKENS: 'pricing.defaultMaxOutputTokens',
   BARGE_SIMULATOR_URL: 'simulatorUrl',
   BARGE_LOG_LEVEL: 'logLevel',
 };
@@ -373,6 +420,14 @@ export function buildConfig(env: NodeJS.ProcessEnv = process.env): BargeConfig {
     }
     names.add(upstream.name);
   }
+  const inEffect = new Set(providerNames(config));
+  config.pricing.models.forEach((price, i) => {
+    if (price.upstream !== undefined && !inEffect.has(price.upstream)) {
+      throw new ConfigError(
+        `invalid configuration:\n  - pricing.models.${i}.upstream: no upstream named "${price.upstream}" (configured: ${[...inEffect].join(', ') || 'none'})`,
+      );
+    }
+  });
   return config;
 }
 

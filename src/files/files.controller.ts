@@ -6,6 +6,7 @@ import {
   ApiBody,
   ApiConsumes,
   ApiDefaultResponse,
+  ApiExtension,
   ApiOkResponse,
   ApiOperation,
   ApiParam,
@@ -15,12 +16,15 @@ import {
 } from '@nestjs/swagger';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { AuthenticatedTenant, CurrentTenant } from '../auth/current-tenant.decorator';
-import { OpenAIError, serviceUnavailable } from '../common/openai-error';
+import { BATCH_ENDPOINTS } from '../common/endpoints';
+import { invalidRequest, OpenAIError, serviceUnavailable } from '../common/openai-error';
 import { ListObject, parsePageQuery, single, toListObject } from '../common/pagination';
 import { PathIdPipe } from '../common/tenant-input';
 import type { FileRecord } from '../database/entities/file.entity';
+import { parseEndpoint } from '../batches/api/create-batch.request';
 import { ref } from '../openapi/schemas';
 import { parseRange, rangeNotSatisfiable } from './byte-range';
+import { CostEstimate, CostEstimator } from './cost-estimate';
 import { contentTypeOf, FileStore, fileNotFound } from './file-store';
 import { FileUploadService } from './file-upload.service';
 import { DeletedFileObject, FileObject, toDeletedFileObject, toFileObject } from './file.presenter';
@@ -40,6 +44,7 @@ export class FilesController {
   constructor(
     private readonly files: FileStore,
     private readonly uploads: FileUploadService,
+    private readonly estimator: CostEstimator,
   ) {}
 
   @Post()
@@ -87,6 +92,41 @@ export class FilesController {
   ): Promise<DeletedFileObject> {
     await this.files.delete(tenant.id, id);
     return toDeletedFileObject(id);
+  }
+
+  /**
+   * What a batch over the file would cost (Barge's own route): the file streamed once from
+   * storage and priced per model at the upstream routing would try first.
+   */
+  @Get(':id/cost_estimate')
+  @ApiOperation({
+    summary: 'Estimate the cost of a batch over this input file',
+    description:
+      'Counts the requests, estimates their input tokens as validation does and bounds their output by max_tokens (or the configured default), per model, at the configured price of the upstream routing tries first (less the batch discount). A model without a price has cost null and is listed in unpriced_models.',
+  })
+  @ApiExtension('x-barge', true)
+  @ApiParam({ name: 'id', description: 'A file id (file-...) with purpose `batch`.' })
+  @ApiQuery({
+    name: 'endpoint',
+    required: true,
+    schema: { type: 'string', enum: Object.keys(BATCH_ENDPOINTS) },
+  })
+  @ApiOkResponse({ schema: ref('CostEstimate') })
+  async costEstimate(
+    @CurrentTenant() tenant: AuthenticatedTenant,
+    @Param('id', FileId) id: string,
+    @Query() query: Record<string, unknown>,
+  ): Promise<CostEstimate> {
+    const endpoint = parseEndpoint(single(query, 'endpoint'));
+    const file = await this.files.get(tenant.id, id);
+    if (file.purpose !== 'batch') {
+      throw invalidRequest(
+        `File ${file.id} has purpose '${file.purpose}'; only batch input files (purpose 'batch') can be estimated.`,
+        'id',
+        'invalid_value',
+      );
+    }
+    return this.estimator.estimate(file.id, endpoint, await this.openContent(file));
   }
 
   /**

@@ -4,6 +4,9 @@ import { AuthModule } from '../auth/auth.module';
 import type { BargeConfig } from '../config/config';
 import { CONFIG } from '../core.module';
 import { OBJECT_STORAGE, ObjectStorage } from '../storage/object-storage';
+import { PriceBook } from '../upstreams/prices';
+import { routerWithoutCredentials } from '../upstreams/router';
+import { CostEstimator } from './cost-estimate';
 import { FilePurgeScheduler } from './file-purge.scheduler';
 import { FileStore } from './file-store';
 import { FileUploadService } from './file-upload.service';
@@ -18,6 +21,16 @@ import { FilesController } from './files.controller';
       useFactory: (db: DataSource, storage: ObjectStorage, config: BargeConfig) =>
         new FileStore(db, storage, config),
       inject: [DataSource, OBJECT_STORAGE, CONFIG],
+    },
+    {
+      provide: CostEstimator,
+      useFactory: (config: BargeConfig) =>
+        new CostEstimator(
+          routerWithoutCredentials(config),
+          new PriceBook(config.pricing),
+          config.pricing.defaultMaxOutputTokens,
+        ),
+      inject: [CONFIG],
     },
     FileUploadService,
     FilePurgeScheduler,

@@ -18,8 +18,9 @@ import { parseGroupBy, parseUnixSeconds, UsageStore } from './usage';
 
 /**
  * `GET /v1/usage`: the tenant's own usage, summed from its batches (requests by outcome,
- * tokens), over batches created in [start_time, end_time), grouped by model and/or day; or,
- * with `batch_id`, one batch's usage. Barge's own route (the Batch object stays OpenAI's).
+ * tokens, cost at the configured prices), over batches created in [start_time, end_time),
+ * grouped by model and/or day; or, with `batch_id`, one batch's usage and cost so far, per
+ * upstream too. Barge's own route (the Batch object stays OpenAI's).
  */
 @ApiTags('Usage')
 @ApiBearerAuth()
@@ -31,11 +32,15 @@ export class UsageController {
   constructor(private readonly usage: UsageStore) {}
 
   @Get()
-  @ApiOperation({ summary: 'Your usage: requests by outcome and tokens, summed from your batches' })
+  @ApiOperation({ summary: 'Your usage: requests by outcome, tokens and cost, summed from your batches' })
   @ApiQuery({ name: 'start_time', required: false, description: 'Unix seconds: batches created from then.' })
   @ApiQuery({ name: 'end_time', required: false, description: 'Unix seconds: batches created before then.' })
   @ApiQuery({ name: 'group_by', required: false, description: '`model`, `day`, or `model,day`.' })
-  @ApiQuery({ name: 'batch_id', required: false, description: "One batch's usage (alone)." })
+  @ApiQuery({
+    name: 'batch_id',
+    required: false,
+    description: "One batch's usage and cost so far, per upstream too (alone).",
+  })
   @ApiOkResponse({ description: 'The figures, as JSON.' })
   async get(@CurrentTenant() tenant: AuthenticatedTenant, @Query() query: Record<string, unknown>) {
     const batchId = single(query, 'batch_id');

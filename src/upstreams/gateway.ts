@@ -14,9 +14,9 @@ import { createLogger, type Logger } from '../observability/logger';
 import { CIRCUIT_STATE, type Metrics, type UpstreamInstruments } from '../observability/metrics';
 import { loadUpstreams, type Upstream } from './registry';
 import { healthOf, isOverload, RetryPolicy, retryAfterMs, verdictOf } from './retry-policy';
-import { requestedModel, Router } from './router';
+import { requestedModel, routePricing, Router } from './router';
 import { ThrottledWarnings } from './throttled-warnings';
-import { estimateTokens, reportedTokens } from './token-estimate';
+import { estimateInputTokens, estimateTokens, outputBound, reportedTokens } from './token-estimate';
 import type { RouteCheck, UpstreamCall, UpstreamGateway, UpstreamResult } from './upstream-gateway';
 
 export interface GatewayOptions {
@@ -63,8 +63,8 @@ interface UpstreamRuntime {
 /**
  * The UpstreamGateway: routes each request to an upstream serving its model, waits for a
  * slot within the shared limits, sends it, and retries transient failures with backoff,
- * failing over to the next upstream (by priority) when one is down. One instance per worker
- * process; call close() on shutdown.
+ * failing over to the next upstream in routing order (by priority, or by price) when one is
+ * down. One instance per worker process; call close() on shutdown.
  */
 export class HttpUpstreamGateway implements UpstreamGateway {
   private readonly logger: Logger;
@@ -76,6 +76,7 @@ export class HttpUpstreamGateway implements UpstreamGateway {
   private readonly keeper: LeaseKeeper;
   private readonly hub = new AbortHub();
   private readonly clock: Clock;
+  private readonly defaultMaxOutputTokens: number;
   private closing: Promise<void> | undefined;
 
   /** The production wiring: shared limits in Postgres, this process known by `workerId`. */
@@ -95,7 +96,8 @@ export class HttpUpstreamGateway implements UpstreamGateway {
     this.logger = options.logger ?? createLogger({ name: 'upstreams', level: 'info' });
     this.warnings = new ThrottledWarnings(this.logger, 30_000);
     const upstreams = loadUpstreams(config, options.env ?? process.env);
-    this.router = new Router(upstreams);
+    this.router = new Router(upstreams, routePricing(config));
+    this.defaultMaxOutputTokens = config.pricing.defaultMaxOutputTokens;
     this.retry = new RetryPolicy(config.routing, options.random);
     const store = options.limitStore;
     const workerId = options.workerId ?? newWorkerId();
@@ -158,7 +160,10 @@ export class HttpUpstreamGateway implements UpstreamGateway {
     if (this.closing) throw new Error('the upstream gateway is closed');
     if (call.signal.aborted) throw abortError(call.signal);
     const model = requestedModel(call.endpoint, call.body);
-    const route = this.router.route(model, call.endpoint, call.provider);
+    const route = this.router.route(model, call.endpoint, call.provider, () => ({
+      input: estimateInputTokens(call.body),
+      output: outputBound(call.endpoint, call.body, this.defaultMaxOutputTokens),
+    }));
     if (!route.ok) {
       return {
         kind: 'error',
@@ -278,7 +283,7 @@ export class HttpUpstreamGateway implements UpstreamGateway {
   }
 
   /**
-   * The upstream for the next attempt: the first by priority whose circuit lets a request
+   * The upstream for the next attempt: the first in routing order whose circuit lets a request
    * through, preferring those this request has not failed on. When every circuit is open,
    * waits for the first to half-open; null if the deadline comes first.
    */

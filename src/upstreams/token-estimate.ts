@@ -12,11 +12,10 @@ const INPUT_FIELDS = ['messages', 'prompt', 'input', 'instructions'];
 const OUTPUT_FIELDS = ['max_completion_tokens', 'max_tokens', 'max_output_tokens'];
 
 /**
- * About chars/4 of the input text (token-id arrays count one each) plus the output budget.
- * The walk keeps its own stack instead of recursing, so no body, however deeply nested, can
- * overflow the call stack here.
+ * About chars/4 of the input text (token-id arrays count one each). The walk keeps its own
+ * stack instead of recursing, so no body, however deeply nested, can overflow the call stack.
  */
-export function estimateTokens(body: Record<string, unknown>): number {
+export function estimateInputTokens(body: Record<string, unknown>): number {
   let chars = 0;
   let tokens = 0;
   const pending: unknown[] = INPUT_FIELDS.map((field) => body[field]);
@@ -28,17 +27,39 @@ export function estimateTokens(body: Record<string, unknown>): number {
     else if (typeof value === 'object' && value !== null)
       for (const item of Object.values(value)) pending.push(item);
   }
+  return Math.ceil(chars / CHARS_PER_TOKEN) + tokens;
+}
 
-  let output = 0;
+/**
+ * The output budget a request grants itself (max_completion_tokens, max_tokens or
+ * max_output_tokens, times `n`), or null when it sets none.
+ */
+export function outputBudget(body: Record<string, unknown>): number | null {
   for (const field of OUTPUT_FIELDS) {
     const value = body[field];
     if (typeof value === 'number' && value > 0) {
-      output = value;
-      break;
+      const n = typeof body.n === 'number' && body.n > 1 ? Math.floor(body.n) : 1;
+      return value * n;
     }
   }
-  const n = typeof body.n === 'number' && body.n > 1 ? Math.floor(body.n) : 1;
-  return Math.max(1, Math.ceil(chars / CHARS_PER_TOKEN) + tokens + output * n);
+  return null;
+}
+
+/** Endpoints whose answers are not generated text: they have no output tokens. */
+const NO_OUTPUT_ENDPOINTS = new Set(['/v1/embeddings', '/v1/moderations']);
+
+/**
+ * The most output tokens a request may cost: its budget, or `defaultMax` when it sets none
+ * (0 for embeddings and moderations, which generate no text).
+ */
+export function outputBound(endpoint: string, body: Record<string, unknown>, defaultMax: number): number {
+  if (NO_OUTPUT_ENDPOINTS.has(endpoint)) return 0;
+  return outputBudget(body) ?? defaultMax;
+}
+
+/** The input estimate plus the output budget: what the limits and the enqueued-token quota hold. */
+export function estimateTokens(body: Record<string, unknown>): number {
+  return Math.max(1, estimateInputTokens(body) + (outputBudget(body) ?? 0));
 }
 
 const num = (value: unknown): number | null => (typeof value === 'number' && value >= 0 ? value : null);

@@ -144,4 +144,50 @@ describe('WorkRepository.outputs', () => {
       await runner.release();
     }
   });
+
+  it("moves the usage per answering upstream with the batch's, once per line, concurrent recorders included", async () => {
+    const batchId = await batchInProgress();
+    const answered = (line: number, upstream: string | null): RequestOutcome => ({
+      ...outcome(line, upstream !== null, 10),
+      inputTokens: 10 * line,
+      cachedTokens: line,
+      outputTokens: 3 * line,
+      reasoningTokens: 1,
+      upstream,
+    });
+    // Lines 1..40 alternate between two upstreams; every fifth has none (finalize's unanswered lines).
+    const outcomes = Array.from({ length: 40 }, (_, i) =>
+      answered(i + 1, (i + 1) % 5 === 0 ? null : i % 2 ? 'a' : 'b'),
+    );
+    // Four recorders at once, with every line sent twice.
+    await Promise.all([
+      work.record(batchId, outcomes.slice(0, 20)),
+      work.record(batchId, outcomes.slice(20)),
+      work.record(batchId, outcomes.slice(10, 30)),
+      work.record(batchId, [...outcomes].reverse()),
+    ]);
+    const rows: Record<string, string | number>[] = await db.query(
+      `SELECT upstream, request_completed, request_failed, input_tokens::int, cached_tokens::int,
+              output_tokens::int, reasoning_tokens::int
+         FROM batch_upstream_usage WHERE batch_id = $1 ORDER BY upstream`,
+      [batchId],
+    );
+    const expected = (upstream: string) => {
+      const mine = outcomes.filter((o) => o.upstream === upstream);
+      const sum = (f: (o: RequestOutcome) => number) => mine.reduce((n, o) => n + f(o), 0);
+      return {
+        upstream,
+        request_completed: mine.length,
+        request_failed: 0,
+        input_tokens: sum((o) => o.inputTokens),
+        cached_tokens: sum((o) => o.cachedTokens),
+        output_tokens: sum((o) => o.outputTokens),
+        reasoning_tokens: mine.length,
+      };
+    };
+    expect(rows).toEqual([expected('a'), expected('b')]);
+    const [batch] = await db.query(`SELECT input_tokens::int FROM batches WHERE id = $1`, [batchId]);
+    const unattributed = outcomes.filter((o) => o.upstream === null).reduce((n, o) => n + o.inputTokens, 0);
+    expect(batch.input_tokens).toBe(expected('a').input_tokens + expected('b').input_tokens + unattributed);
+  });
 });

@@ -43,6 +43,12 @@ describe('hostile: ids in the path', () => {
   const routes: [string, string, (id: string) => string, 'file' | 'batch'][] = [
     ['retrieve file', 'GET', (id) => `/v1/files/${id}`, 'file'],
     ['file content', 'GET', (id) => `/v1/files/${id}/content`, 'file'],
+    [
+      'file cost estimate',
+      'GET',
+      (id) => `/v1/files/${id}/cost_estimate?endpoint=/v1/chat/completions`,
+      'file',
+    ],
     ['delete file', 'DELETE', (id) => `/v1/files/${id}`, 'file'],
     ['retrieve batch', 'GET', (id) => `/v1/batches/${id}`, 'batch'],
     ['cancel batch', 'POST', (id) => `/v1/batches/${id}/cancel`, 'batch'],

@@ -178,6 +178,12 @@ describe('OpenAPI description', () => {
     expect(file.object).toBe('file');
     await check('get', '/v1/files', '/v1/files?limit=5');
     await check('get', '/v1/files/{id}', `/v1/files/${file.id}`);
+    const estimate = await check(
+      'get',
+      '/v1/files/{id}/cost_estimate',
+      `/v1/files/${file.id}/cost_estimate?endpoint=/v1/chat/completions`,
+    );
+    expect(estimate.body).toMatchObject({ object: 'file.cost_estimate', requests: 2 });
 
     const json = (body: unknown): RequestInit => ({
       body: JSON.stringify(body),

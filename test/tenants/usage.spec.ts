@@ -12,6 +12,7 @@ interface Figures {
   output_tokens: number;
   output_tokens_details: { reasoning_tokens: number };
   total_tokens: number;
+  cost: { value: number | null; currency: 'usd'; unpriced_models: string[] };
 }
 
 interface UsageAnswer {
@@ -25,7 +26,7 @@ async function getUsage(key: string, query: string): Promise<{ status: number; b
   return { status: res.status, body: (await res.json()) as UsageAnswer };
 }
 
-/** What the batches say, summed: the figures usage must equal. */
+/** What the batches say, summed: the figures usage must equal (and no cost: no prices). */
 function sum(batches: Batch[]): Figures {
   const f: Figures = {
     batches: batches.length,
@@ -35,6 +36,12 @@ function sum(batches: Batch[]): Figures {
     output_tokens: 0,
     output_tokens_details: { reasoning_tokens: 0 },
     total_tokens: 0,
+    // The shared stack configures no prices (test/tenants/cost.spec.ts has them).
+    cost: {
+      value: null,
+      currency: 'usd',
+      unpriced_models: [...new Set(batches.map((b) => b.model!))].sort(),
+    },
   };
   for (const b of batches) {
     f.requests.total += b.request_counts!.total;
@@ -129,7 +136,25 @@ describe('usage', () => {
     const one = await getUsage(t.key, `?batch_id=${big.id}`);
     expect(one).toEqual({
       status: 200,
-      body: { object: 'usage.batch', batch_id: big.id, model: 'gpt-4o', status: 'completed', ...sum([big]) },
+      body: {
+        object: 'usage.batch',
+        batch_id: big.id,
+        model: 'gpt-4o',
+        status: 'completed',
+        ...sum([big]),
+        by_upstream: [
+          {
+            upstream: 'simulator',
+            requests: { completed: 4, failed: 0 },
+            input_tokens: big.usage!.input_tokens,
+            input_tokens_details: { cached_tokens: 0 },
+            output_tokens: big.usage!.output_tokens,
+            output_tokens_details: { reasoning_tokens: 0 },
+            price: null,
+            cost: { value: null, currency: 'usd', unpriced_models: ['gpt-4o'] },
+          },
+        ],
+      },
     });
     const foreign = await getUsage(other.key, `?batch_id=${big.id}`);
     expect(foreign.status).toBe(404);
@@ -179,7 +204,7 @@ describe('usage', () => {
     expect(csv.code).toBe(0);
     const lines = csv.stdout.trim().split('\n');
     expect(lines[0]).toBe(
-      'tenant,model,day,batches,requests_total,requests_completed,requests_failed,input_tokens,cached_tokens,output_tokens,reasoning_tokens,total_tokens',
+      'tenant,model,day,batches,requests_total,requests_completed,requests_failed,input_tokens,cached_tokens,output_tokens,reasoning_tokens,total_tokens,cost_usd',
     );
     const s = sum([mini[1]]);
     expect(lines).toContain(
@@ -196,6 +221,7 @@ describe('usage', () => {
         s.output_tokens,
         0,
         s.total_tokens,
+        '',
       ].join(','),
     );
     expect(lines).toHaveLength(4);

@@ -1,7 +1,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildConfig, ConfigError, windowToMs } from '../../src/config/config';
+import { buildConfig, ConfigError, windowToMs, type BargeConfig } from '../../src/config/config';
+import { PriceBook } from '../../src/upstreams/prices';
 
 const required = {
   BARGE_POSTGRES_URL: 'postgres://u:p@db:5432/barge',
@@ -162,5 +163,73 @@ describe('completion windows and webhook settings', () => {
       giveUpAfterMs: 30_000,
     });
     expect(buildConfig({ ...required, BARGE_WEBHOOK_ALLOW_HTTP: '0' }).webhooks.allowHttp).toBe(false);
+  });
+});
+
+function configOf(yaml: string, env: NodeJS.ProcessEnv = {}): BargeConfig {
+  return buildConfig({ ...required, ...env, BARGE_CONFIG: yamlFile(yaml) });
+}
+
+const TWO_UPSTREAMS = `
+upstreams:
+  - { name: dear, baseUrl: "http://127.0.0.1:1/v1", priority: 10 }
+  - { name: cheap, baseUrl: "http://127.0.0.1:2/v1", priority: 20 }
+  - { name: free-ish, baseUrl: "http://127.0.0.1:3/v1", priority: 30, models: ["llama-*"] }
+`;
+
+describe('pricing configuration', () => {
+  it('defaults to no prices, half off for batches, priority routing', () => {
+    const config = configOf('{}');
+    expect(config.pricing).toEqual({ batchDiscount: 0.5, defaultMaxOutputTokens: 4096, models: [] });
+    expect(config.routing.strategy).toBe('priority');
+    expect(config.routing.models).toEqual([]);
+  });
+
+  it('reads prices per model and upstream, and the discount and strategy from the environment', () => {
+    const config = configOf(
+      `${TWO_UPSTREAMS}
+pricing:
+  models:
+    - { model: "gpt-4o*", upstream: cheap, input: 1, output: 4, batchDiscount: 0 }
+    - { model: "gpt-4o*", input: "2.5", output: 10 }
+routing:
+  models: [{ model: "gpt-4o*", strategy: cheapest }]
+`,
+      { BARGE_PRICING_BATCH_DISCOUNT: '0.25', BARGE_ROUTING_STRATEGY: 'cheapest' },
+    );
+    expect(config.pricing.batchDiscount).toBe(0.25);
+    expect(config.pricing.models[1]).toEqual({ model: 'gpt-4o*', input: 2.5, output: 10 });
+    expect(config.routing.strategy).toBe('cheapest');
+  });
+
+  it('stops at a bad price, discount, strategy or upstream, naming the setting', () => {
+    const bad =
+      (yaml: string, env: NodeJS.ProcessEnv = {}) =>
+      () =>
+        configOf(`${TWO_UPSTREAMS}${yaml}`, env);
+    expect(bad('pricing: { models: [{ model: gpt-4o, input: -1, output: 1 }] }')).toThrow(
+      /pricing\.models\.0\.input/,
+    );
+    expect(bad('pricing: { models: [{ model: gpt-4o, input: 1 }] }')).toThrow(/pricing\.models\.0\.output/);
+    expect(bad('', { BARGE_PRICING_BATCH_DISCOUNT: '1.5' })).toThrow(
+      /pricing\.batchDiscount \(BARGE_PRICING_BATCH_DISCOUNT\)/,
+    );
+    expect(bad('routing: { models: [{ model: "*", strategy: random }] }')).toThrow(
+      /routing\.models\.0\.strategy/,
+    );
+    expect(bad('pricing: { models: [{ model: gpt-4o, upstream: nope, input: 1, output: 1 }] }')).toThrow(
+      /pricing\.models\.0\.upstream: no upstream named "nope"/,
+    );
+  });
+
+  it('knows the simulator upstream when it is the only one', () => {
+    const config = configOf(
+      'simulatorUrl: "http://127.0.0.1:9/v1"\npricing: { models: [{ model: "*", upstream: simulator, input: 1, output: 2 }] }',
+    );
+    expect(new PriceBook(config.pricing).price('x', 'simulator')).toEqual({
+      input: 1,
+      output: 2,
+      batchDiscount: 0.5,
+    });
   });
 });

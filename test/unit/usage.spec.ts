@@ -1,5 +1,6 @@
 import { parseCliDate } from '../../src/cli/usage.command';
 import { OpenAIError } from '../../src/common/openai-error';
+import { costOfParts, PriceBook } from '../../src/upstreams/prices';
 import { parseGroupBy, parseUnixSeconds, toFigures, usageCsv, UsageRow } from '../../src/tenants/usage';
 
 const figures = toFigures({
@@ -47,11 +48,39 @@ describe('usage (pure logic)', () => {
   });
 
   it('writes CSV with only the grouped columns, quoting where needed', () => {
-    const rows: UsageRow[] = [{ tenant: 'a,b', model: null, ...figures }];
+    const rows: UsageRow[] = [
+      { tenant: 'a,b', model: null, ...figures, cost: { value: 0.25, currency: 'usd', unpriced_models: [] } },
+      { tenant: 'c', model: 'x', ...figures, cost: { value: null, currency: 'usd', unpriced_models: ['x'] } },
+    ];
     expect(usageCsv(rows, ['tenant', 'model']).split('\n')).toEqual([
-      'tenant,model,batches,requests_total,requests_completed,requests_failed,input_tokens,cached_tokens,output_tokens,reasoning_tokens,total_tokens',
-      '"a,b",,2,5,4,1,100,10,50,5,150',
+      'tenant,model,batches,requests_total,requests_completed,requests_failed,input_tokens,cached_tokens,output_tokens,reasoning_tokens,total_tokens,cost_usd',
+      '"a,b",,2,5,4,1,100,10,50,5,150,0.25',
+      'c,x,2,5,4,1,100,10,50,5,150,',
     ]);
+  });
+
+  it("costs each part at its upstream's price, and names the models without one", () => {
+    const prices = new PriceBook({
+      batchDiscount: 0.5,
+      defaultMaxOutputTokens: 1,
+      models: [
+        { model: 'a', upstream: 'cheap', input: 1, output: 2 },
+        { model: 'a', input: 2, output: 4 },
+      ],
+    });
+    const parts = [
+      { model: 'a', upstream: 'cheap', input: 1_000_000, output: 500_000 }, // (1 + 1) / 2 = 1
+      { model: 'a', upstream: 'dear', input: 250_000, output: 0 }, // 0.5 / 2 = 0.25
+      { model: 'a', upstream: null, input: 0, output: 250_000 }, // unknown upstream: generic, 1 / 2
+      { model: 'b', upstream: 'cheap', input: 0, output: 0 }, // no tokens: no price needed
+    ];
+    expect(costOfParts(prices, parts)).toEqual({ value: 1.75, currency: 'usd', unpriced_models: [] });
+    expect(costOfParts(prices, [...parts, { model: 'b', upstream: 'cheap', input: 1, output: 0 }])).toEqual({
+      value: null,
+      currency: 'usd',
+      unpriced_models: ['b'],
+    });
+    expect(costOfParts(prices, [])).toEqual({ value: 0, currency: 'usd', unpriced_models: [] });
   });
 
   it('reads CLI dates as UTC days or ISO date-times', () => {

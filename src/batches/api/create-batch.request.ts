@@ -53,21 +53,11 @@ export function parseCreateBatch(
   requireStorable(inputFileId, 'input_file_id');
   // No file has such an id: the same 404 as for an unknown one, without asking the database.
   if (!isIdShaped(inputFileId)) throw notFound(`No such File object: ${echo(inputFileId)}`, 'input_file_id');
-  if (endpoint === undefined) {
-    throw invalidRequest("Missing required parameter: 'endpoint'.", 'endpoint', 'missing_required_parameter');
-  }
-  if (typeof endpoint === 'string') requireStorable(endpoint, 'endpoint');
-  if (!isBatchEndpoint(endpoint)) {
-    throw invalidRequest(
-      `Invalid value for 'endpoint': ${echo(endpoint)}. Supported: ${Object.keys(BATCH_ENDPOINTS).join(', ')}.`,
-      'endpoint',
-      'invalid_value',
-    );
-  }
+  const batchEndpoint = parseEndpoint(endpoint);
   const completionWindow = parseWindow(window ?? defaultWindow, completionWindows);
   return {
     inputFileId,
-    endpoint,
+    endpoint: batchEndpoint,
     completionWindow,
     metadata: parseMetadata(metadata),
     outputExpiresAfterSeconds: parseOutputExpiry(body.output_expires_after),
@@ -154,4 +144,20 @@ function parseOutputExpiry(value: unknown): number | null {
     );
   }
   return s;
+}
+
+/** The `endpoint` a request names: one of the batch endpoints, else 400 naming the supported ones. */
+export function parseEndpoint(endpoint: unknown): BatchEndpoint {
+  if (endpoint === undefined) {
+    throw invalidRequest("Missing required parameter: 'endpoint'.", 'endpoint', 'missing_required_parameter');
+  }
+  if (typeof endpoint === 'string') requireStorable(endpoint, 'endpoint');
+  if (!isBatchEndpoint(endpoint)) {
+    throw invalidRequest(
+      `Invalid value for 'endpoint': ${echo(endpoint)}. Supported: ${Object.keys(BATCH_ENDPOINTS).join(', ')}.`,
+      'endpoint',
+      'invalid_value',
+    );
+  }
+  return endpoint;
 }

@@ -31,7 +31,7 @@ export interface RequestOutcome {
   cachedTokens: number;
   outputTokens: number;
   reasoningTokens: number;
-  /** The upstream that gave the answer, for metrics (not stored). */
+  /** The upstream that gave the answer: metrics, and the batch's usage per upstream (its cost). */
   upstream?: string | null;
 }
 
@@ -207,10 +207,10 @@ export const OUTPUT_PAGE_ROWS_SQL = `SELECT line, output FROM request_results
 
 /**
  * Records outcomes exactly once: a line that already has one is skipped, and only rows
- * actually inserted move the batch's counters and usage (all in one statement). Rows arriving
- * after the batch ended are dropped. Returns the lines inserted (metrics count those, once).
- * `db` may be a transaction (finalize records the unanswered requests inside its fenced
- * session).
+ * actually inserted move the batch's counters and usage, and its usage per upstream (all in
+ * one statement). Rows arriving after the batch ended are dropped. Returns the lines
+ * inserted (metrics count those, once). `db` may be a transaction (finalize records the
+ * unanswered requests inside its fenced session).
  */
 export async function recordOutcomes(
   db: Db,
@@ -220,8 +220,8 @@ export async function recordOutcomes(
   if (outcomes.length === 0) return [];
   const rows: { lines: number[] }[] = await db.query(
     `WITH input AS (
-       SELECT * FROM unnest($2::int[], $3::text[], $4::bool[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
-         AS t(line, custom_id, ok, output, input_tokens, cached_tokens, output_tokens, reasoning_tokens)
+       SELECT * FROM unnest($2::int[], $3::text[], $4::bool[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[])
+         AS t(line, custom_id, ok, output, input_tokens, cached_tokens, output_tokens, reasoning_tokens, upstream)
      ), ins AS (
        INSERT INTO request_results (batch_id, line, custom_id, ok, output, bytes)
        SELECT $1, line, custom_id, ok, output, octet_length(output) FROM input
@@ -246,6 +246,22 @@ export async function recordOutcomes(
          output_tokens = b.output_tokens + t.output_tokens,
          reasoning_tokens = b.reasoning_tokens + t.reasoning_tokens
        FROM totals t WHERE b.id = $1 AND t.n > 0
+       RETURNING b.id
+     ), per_upstream AS (
+       -- Reads upd, so it runs after it: the batch row is locked first, as by every recorder.
+       INSERT INTO batch_upstream_usage AS u (batch_id, upstream, request_completed, request_failed,
+              input_tokens, cached_tokens, output_tokens, reasoning_tokens)
+       SELECT upd.id, a.upstream, count(*) FILTER (WHERE a.ok), count(*) FILTER (WHERE NOT a.ok),
+              sum(a.input_tokens), sum(a.cached_tokens), sum(a.output_tokens), sum(a.reasoning_tokens)
+         FROM added a CROSS JOIN upd WHERE a.upstream IS NOT NULL
+        GROUP BY upd.id, a.upstream ORDER BY a.upstream
+       ON CONFLICT (batch_id, upstream) DO UPDATE SET
+         request_completed = u.request_completed + excluded.request_completed,
+         request_failed = u.request_failed + excluded.request_failed,
+         input_tokens = u.input_tokens + excluded.input_tokens,
+         cached_tokens = u.cached_tokens + excluded.cached_tokens,
+         output_tokens = u.output_tokens + excluded.output_tokens,
+         reasoning_tokens = u.reasoning_tokens + excluded.reasoning_tokens
      )
      SELECT coalesce((SELECT array_agg(line) FROM ins), '{}'::int[]) AS lines`,
     [
@@ -258,6 +274,7 @@ export async function recordOutcomes(
       outcomes.map((o) => o.cachedTokens),
       outcomes.map((o) => o.outputTokens),
       outcomes.map((o) => o.reasoningTokens),
+      outcomes.map((o) => o.upstream ?? null),
     ],
   );
   return rows[0].lines;
