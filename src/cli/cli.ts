@@ -145,10 +145,8 @@ export async function runCli(
     const args = { ...parsed.values, positionals };
     switch (group) {
       case 'usage': {
-        const tenantIdOf = async (name: string) =>
-          ((await db.query(`SELECT id FROM tenants WHERE name = $1`, [name])) as { id: string }[])[0]?.id ??
-          null;
-        return await usageCommand(new UsageStore(db), tenantIdOf, args, io);
+        const keys = new ApiKeyStore(db);
+        return await usageCommand(new UsageStore(db), (name) => keys.tenantIdByName(name), args, io);
       }
       case 'tenants':
         return await tenantsCommand(

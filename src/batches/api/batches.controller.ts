@@ -14,6 +14,8 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { ApiKeyGuard } from '../../auth/api-key.guard';
+import { ApiKeyStore } from '../../auth/api-key-store';
+import { listScope } from '../../auth/list-scope';
 import { AuthenticatedTenant, CurrentTenant, readScope } from '../../auth/current-tenant.decorator';
 import { invalidRequest, notFound } from '../../common/openai-error';
 import { parsePageQuery } from '../../common/pagination';
@@ -54,6 +56,7 @@ export class BatchesController {
     private readonly batches: BatchesService,
     private readonly retries: BatchRetryService,
     private readonly results: BatchResultsService,
+    private readonly keys: ApiKeyStore,
   ) {}
 
   @Post()
@@ -89,10 +92,15 @@ export class BatchesController {
     schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
   })
   @ApiQuery({ name: 'after', required: false, description: 'A batch id: the page starts after it.' })
+  @ApiQuery({
+    name: 'tenant',
+    required: false,
+    description: "Barge, admin keys: only this tenant's batches (a tenant's name).",
+  })
   @ApiOkResponse({ schema: ref('BatchList') })
-  list(@CurrentTenant() tenant: AuthenticatedTenant, @Query() query: Record<string, unknown>) {
+  async list(@CurrentTenant() tenant: AuthenticatedTenant, @Query() query: Record<string, unknown>) {
     const page = parsePageQuery(query, { defaultLimit: 20, maxLimit: 100 });
-    return this.batches.list(readScope(tenant), { ...page, order: 'desc' });
+    return this.batches.list(await listScope(this.keys, tenant, query), { ...page, order: 'desc' });
   }
 
   @Get(':id')
