@@ -24,13 +24,31 @@ import { echo } from '../../common/text';
 import { BatchResultsService, parseResultsQuery } from './batch-results.service';
 import { BatchRetryService } from './batch-retry.service';
 import { ref } from '../../openapi/schemas';
-import { BatchesService } from './batches.service';
+import { BatchesService, PROVIDER_KEY_HEADER } from './batches.service';
+import { providerKeyProblem } from '../../tenants/provider-keys';
 
 /** A path batch id: one that cannot exist answers like an unknown one (as BatchesService does). */
 const BatchId = new PathIdPipe((id) => notFound(`No such Batch object: ${echo(id)}`, 'batch_id'));
 
 /** Provider names are short identifiers (config: letters, digits, "_", "." and "-"). */
 const MAX_PROVIDER_LENGTH = 256;
+
+/**
+ * The x-barge-provider-key header: its shape is checked here, and a refusal never quotes it
+ * (nor does anything else: it is sealed before it is stored, and no answer holds it).
+ */
+function providerKeyHeader(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const problem = providerKeyProblem(value);
+  if (problem) {
+    throw invalidRequest(
+      `The ${PROVIDER_KEY_HEADER} header is not a usable key: ${problem}.`,
+      PROVIDER_KEY_HEADER,
+      'invalid_value',
+    );
+  }
+  return value;
+}
 
 /** The x-barge-provider header, checked like any stored text and bounded before it is echoed. */
 function providerHeader(value: string | undefined): string | undefined {
@@ -69,6 +87,12 @@ export class BatchesController {
     description: 'Barge: send every request of the batch to this configured upstream.',
   })
   @ApiHeader({
+    name: PROVIDER_KEY_HEADER,
+    required: false,
+    description:
+      "Barge: your own key for the pinned upstream (x-barge-provider or metadata.barge_provider), sent as its Bearer token instead of the operator's, for this batch only; stored encrypted until the batch ends, never shown.",
+  })
+  @ApiHeader({
     name: 'idempotency-key',
     required: false,
     description: 'Barge: a retried create with the same key returns the same batch.',
@@ -79,8 +103,13 @@ export class BatchesController {
     @Body() body: unknown,
     @Headers('x-barge-provider') provider?: string,
     @Headers('idempotency-key') idempotencyKey?: string,
+    @Headers(PROVIDER_KEY_HEADER) providerKey?: string,
   ) {
-    return this.batches.create(tenant.id, body, { provider: providerHeader(provider), idempotencyKey });
+    return this.batches.create(tenant.id, body, {
+      provider: providerHeader(provider),
+      idempotencyKey,
+      providerKey: providerKeyHeader(providerKey),
+    });
   }
 
   /** Newest first, as OpenAI lists batches. */

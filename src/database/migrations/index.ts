@@ -8,6 +8,7 @@ import { BatchResults1764310000000 } from './1764310000000-batch-results';
 import { TenantQuotas1764600000000 } from './1764600000000-tenant-quotas';
 import { TenantUpstreams1764700000000 } from './1764700000000-tenant-upstreams';
 import { ApiKeyRole1764800000000 } from './1764800000000-api-key-role';
+import { ProviderKeys1765000000000 } from './1765000000000-provider-keys';
 
 /** Every migration, oldest first. Add new ones at the end; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -21,4 +22,5 @@ export const MIGRATIONS = [
   TenantQuotas1764600000000,
   TenantUpstreams1764700000000,
   ApiKeyRole1764800000000,
+  ProviderKeys1765000000000,
 ];
