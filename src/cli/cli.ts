@@ -9,6 +9,9 @@ import { providerNames } from '../upstreams/provider-names';
 import { CliIO, UsageError } from './io';
 import { keysCommand } from './keys.command';
 import { tenantsCommand } from './tenants.command';
+import { PROVIDER_KEY_USAGE, providerKeyCommand } from './provider-keys.command';
+import { ProviderKeyStore, ProviderKeysNotConfigured } from '../tenants/provider-keys';
+import { SecretBox } from '../common/secret-box';
 import { UsageStore } from '../tenants/usage';
 import { usageCommand } from './usage.command';
 import { webhooksApiCommand, WEBHOOKS_USAGE } from './webhooks.command';
@@ -30,6 +33,7 @@ Operators (on a machine with the server's configuration):
                                                    or "default", the configured one) and the
                                                    upstreams it may pin (x-barge-provider)
   barge tenants list [--tenant NAME] [--json]      tenants with their quotas and current use
+${PROVIDER_KEY_USAGE}
 
   barge usage [--tenant NAME] [--since DATE] [--until DATE] [--group-by model,day]
               [--format table|json|csv]            usage per tenant (requests by outcome, tokens)
@@ -63,6 +67,8 @@ const OPTIONS = {
   'max-storage-bytes': { type: 'string' },
   'max-enqueued-tokens': { type: 'string' },
   upstreams: { type: 'string' },
+  upstream: { type: 'string' },
+  'key-env': { type: 'string' },
   since: { type: 'string' },
   until: { type: 'string' },
   'group-by': { type: 'string' },
@@ -73,7 +79,16 @@ const OPTIONS = {
 /** The options each command takes (parseArgs knows them all; each command refuses the others'). */
 const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   keys: ['tenant', 'name', 'json', 'admin'],
-  tenants: ['tenant', 'json', 'max-active-batches', 'max-storage-bytes', 'max-enqueued-tokens', 'upstreams'],
+  tenants: [
+    'tenant',
+    'json',
+    'max-active-batches',
+    'max-storage-bytes',
+    'max-enqueued-tokens',
+    'upstreams',
+    'upstream',
+    'key-env',
+  ],
   usage: ['tenant', 'since', 'until', 'group-by', 'format'],
 };
 
@@ -149,6 +164,10 @@ export async function runCli(
         return await usageCommand(new UsageStore(db), (name) => keys.tenantIdByName(name), args, io);
       }
       case 'tenants':
+        if (action === 'set-key' || action === 'delete-key') {
+          const store = new ProviderKeyStore(db, SecretBox.fromConfig(config.secrets));
+          return await providerKeyCommand(store, action, args, io, env, providerNames(config));
+        }
         return await tenantsCommand(
           new TenantQuotas(db, config.quotas),
           action ?? '',
@@ -162,7 +181,7 @@ export async function runCli(
   } catch (err) {
     if (err instanceof UsageError) return usageError(io, err.message);
     io.err(`barge: ${(err as Error).message}`);
-    return 1;
+    return err instanceof ProviderKeysNotConfigured ? 2 : 1;
   } finally {
     await db.destroy();
   }
