@@ -203,6 +203,17 @@ describe("a tenant's own provider key", () => {
         body: { error: { code: 'invalid_api_key', type: 'authentication_error' } },
       });
     }
+
+    // Retried with the right key (on the original's pinned upstream), they all go through.
+    const goodBefore = seenWith(batchKey);
+    const retry = await t.client.post<Batch>(`/batches/${batch.id}/retry`, {
+      headers: { 'x-barge-provider-key': batchKey },
+    });
+    batchIds.push(retry.id);
+    const retried = await waitForStatus(t.client, retry.id, ['completed', 'failed'], 60_000);
+    expect(retried.request_counts).toEqual({ total: 3, completed: 3, failed: 0 });
+    expect(seenWith(batchKey) - goodBefore).toBe(3);
+    expect(seenWith(refusedKey)).toBe(3);
   });
 
   it('refuses bad set-key usage clearly, and never echoes a key', async () => {

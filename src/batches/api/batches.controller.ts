@@ -162,14 +162,21 @@ export class BatchesController {
       'Body: `include` (`failed`, `expired`, `cancelled`; default `failed`), `completion_window`, `metadata`. 409 while the batch runs.',
   })
   @ApiParam({ name: 'id', description: 'An ended batch id (batch_...).' })
+  @ApiHeader({
+    name: PROVIDER_KEY_HEADER,
+    required: false,
+    description:
+      "Your own key for the original's pinned upstream, for the new batch only (the original's own key is not carried over).",
+  })
   @ApiOkResponse({ schema: ref('Batch') })
   retry(
     @CurrentTenant() tenant: { id: string },
     @Param('id', BatchId) id: string,
     @Body() body: unknown,
     @Headers('idempotency-key') idempotencyKey?: string,
+    @Headers(PROVIDER_KEY_HEADER) providerKey?: string,
   ) {
-    return this.retries.retry(tenant.id, id, body, idempotencyKey);
+    return this.retries.retry(tenant.id, id, body, idempotencyKey, providerKeyHeader(providerKey));
   }
 
   /**

@@ -169,7 +169,7 @@ export class BatchesService {
    * A key sent with x-barge-provider-key is for one upstream, the one the batch is pinned to:
    * a batch routed by its model could fall back to another provider, which must never see it.
    */
-  private checkProviderKey(provider: string | null): void {
+  checkProviderKey(provider: string | null): void {
     if (!this.providerKeys.configured) {
       throw new OpenAIError(
         503,

@@ -60,9 +60,7 @@ export function fingerprint(
     metadata,
     request.outputExpiresAfterSeconds,
     providerHeader || null,
-    // The provider key too (a digest inside the digest; appended only when sent, so the
-    // fingerprints of creates without one are what they always were).
-    ...(providerKey ? [createHash('sha256').update(providerKey).digest('hex')] : []),
+    ...providerKeyPart(providerKey),
   ]);
   return createHash('sha256').update(canonical).digest('hex');
 }
@@ -84,4 +82,12 @@ export function replay(existing: BatchRecord, idempotency: Idempotency): BatchRe
     'idempotency_key_reused',
     'Idempotency-Key',
   );
+}
+
+/**
+ * What a fingerprint holds of a provider key: a digest (inside the digest), appended only when
+ * one was sent, so the fingerprints of requests without one are what they always were.
+ */
+export function providerKeyPart(providerKey: string | undefined): string[] {
+  return providerKey ? [createHash('sha256').update(providerKey).digest('hex')] : [];
 }
