@@ -163,10 +163,10 @@ export async function runCli(
         const keys = new ApiKeyStore(db);
         return await usageCommand(new UsageStore(db), (name) => keys.tenantIdByName(name), args, io);
       }
-      case 'tenants':
+      case 'tenants': {
+        const keys = new ProviderKeyStore(db, SecretBox.fromConfig(config.secrets));
         if (action === 'set-key' || action === 'delete-key') {
-          const store = new ProviderKeyStore(db, SecretBox.fromConfig(config.secrets));
-          return await providerKeyCommand(store, action, args, io, env, providerNames(config));
+          return await providerKeyCommand(keys, action, args, io, env, providerNames(config));
         }
         return await tenantsCommand(
           new TenantQuotas(db, config.quotas),
@@ -174,7 +174,9 @@ export async function runCli(
           args,
           io,
           providerNames(config),
+          () => keys.registeredUpstreams(),
         );
+      }
       default:
         return await keysCommand(new ApiKeyStore(db), action ?? '', args, io);
     }

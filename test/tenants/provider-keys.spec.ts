@@ -107,6 +107,9 @@ describe("a tenant's own provider key", () => {
     const set = await cli(`${registeredKey}\n`, ...keyFor);
     expect(set).toMatchObject({ code: 0, stdout: '' });
     expect(set.stderr).toContain(`Registered tenant "${own.name}"'s key for upstream "paid"`);
+    const ownKeys = async () =>
+      JSON.parse((await cli('', 'tenants', 'list', '--tenant', own.name, '--json')).stdout)[0].providerKeys;
+    expect(await ownKeys()).toEqual(['paid']);
 
     const before = { own: seenWith(registeredKey), operator: seenWith(operatorKey) };
     expect((await run(own, ['own-1', 'own-2', 'own-3'])).request_counts).toEqual({
@@ -129,6 +132,7 @@ describe("a tenant's own provider key", () => {
     expect(await cli('', 'tenants', 'delete-key', '--tenant', own.name, '--upstream', 'paid')).toMatchObject({
       code: 0,
     });
+    expect(await ownKeys()).toEqual([]);
     const operatorBefore = seenWith(operatorKey);
     await run(own, ['own-4']);
     expect(seenWith(operatorKey) - operatorBefore).toBe(1);
