@@ -10,6 +10,7 @@ import type { ObjectStorage } from '../src/storage/object-storage';
 import type { Clock } from '../src/upstreams/clock';
 import type { UpstreamGateway } from '../src/upstreams/upstream-gateway';
 import type { DataSource } from 'typeorm';
+import type { ProviderKeyStore } from '../src/tenants/provider-keys';
 import type { TenantQuotas } from '../src/tenants/tenant-quotas';
 
 /**
@@ -27,6 +28,8 @@ export interface ActivityDeps {
   finalizer: Finalizer;
   /** Tenant quotas: validation admits a batch under the enqueued-token quota. */
   quotas: TenantQuotas;
+  /** The tenants' own upstream keys: dispatch reads a batch's from Postgres by its ids. */
+  providerKeys: ProviderKeyStore;
   /** Input bytes of chunks held in memory at once, shared by every chunk on this worker. */
   chunkMemory: ByteBudget;
   clock: Clock;

@@ -35,6 +35,7 @@ export function createDispatchActivities({
   files,
   storage,
   gateway,
+  providerKeys,
   chunkMemory,
   clock,
   metrics,
@@ -144,6 +145,8 @@ export function createDispatchActivities({
         `chunk started: ${contents.requests.length} requests to send`,
       );
 
+      // Looked up here, by the batch's ids: no key ever passes through Temporal.
+      const credentials = await providerKeys.forBatch(batch);
       run = new ChunkRun(
         { gateway, recorder: work, clock, metrics },
         {
@@ -152,6 +155,7 @@ export function createDispatchActivities({
           endpoint: batch.endpoint,
           model: batch.model,
           provider: batch.provider,
+          credentials,
           deadline: batch.expiresAt.getTime(),
           ...contents,
           attempts: checkpoint().attempts,

@@ -8,6 +8,8 @@ import { MinioStorage } from './storage/minio-storage';
 import { OBJECT_STORAGE } from './storage/object-storage';
 import { createTemporalClient } from './temporal/temporal-client';
 import { TenantQuotas } from './tenants/tenant-quotas';
+import { ProviderKeyStore } from './tenants/provider-keys';
+import { SecretBox } from './common/secret-box';
 
 export const CONFIG = Symbol('BargeConfig');
 
@@ -45,8 +47,14 @@ export const CONFIG = Symbol('BargeConfig');
       useFactory: (db: DataSource, config: BargeConfig) => new TenantQuotas(db, config.quotas),
       inject: [DataSource, CONFIG],
     },
+    {
+      provide: ProviderKeyStore,
+      useFactory: (db: DataSource, config: BargeConfig) =>
+        new ProviderKeyStore(db, SecretBox.fromConfig(config.secrets)),
+      inject: [DataSource, CONFIG],
+    },
   ],
-  exports: [CONFIG, DataSource, OBJECT_STORAGE, Client, BatchRepository, TenantQuotas],
+  exports: [CONFIG, DataSource, OBJECT_STORAGE, Client, BatchRepository, TenantQuotas, ProviderKeyStore],
 })
 export class CoreModule implements OnApplicationShutdown {
   constructor(

@@ -7,6 +7,8 @@ import { ByteBudget } from './batches/dispatch/byte-budget';
 import { readChunk } from './batches/dispatch/chunk-reader';
 import { Finalizer } from './batches/finalize/finalizer';
 import { TenantQuotas } from './tenants/tenant-quotas';
+import { ProviderKeyStore } from './tenants/provider-keys';
+import { SecretBox } from './common/secret-box';
 import { Reconciler } from './batches/reconcile/reconciler';
 import { batchWorkflowStatus, startBatchWorkflow } from './batches/start-batch-workflow';
 import { BatchRepository } from './batches/store/batch.repository';
@@ -110,6 +112,7 @@ async function main(): Promise<void> {
     gateway,
     finalizer,
     quotas: new TenantQuotas(db, config.quotas),
+    providerKeys: new ProviderKeyStore(db, SecretBox.fromConfig(config.secrets)),
     chunkMemory: new ByteBudget(config.worker.maxChunkBytesInMemory),
     clock: systemClock,
     metrics,

@@ -83,6 +83,12 @@ export class ApiKeyStore {
     });
   }
 
+  /** A tenant's id by its name, or null when there is none. */
+  async tenantIdByName(name: string): Promise<string | null> {
+    const [row] = (await this.db.query(`SELECT id FROM tenants WHERE name = $1`, [name])) as { id: string }[];
+    return row?.id ?? null;
+  }
+
   /** Every key, oldest first, optionally of one tenant. */
   async list(tenantName?: string): Promise<ApiKeyInfo[]> {
     const query = this.keysWithTenant();

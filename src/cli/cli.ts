@@ -9,6 +9,9 @@ import { providerNames } from '../upstreams/provider-names';
 import { CliIO, UsageError } from './io';
 import { keysCommand } from './keys.command';
 import { tenantsCommand } from './tenants.command';
+import { PROVIDER_KEY_USAGE, providerKeyCommand } from './provider-keys.command';
+import { ProviderKeyStore, ProviderKeysNotConfigured } from '../tenants/provider-keys';
+import { SecretBox } from '../common/secret-box';
 import { UsageStore } from '../tenants/usage';
 import { PriceBook } from '../upstreams/prices';
 import { usageCommand } from './usage.command';
@@ -31,6 +34,7 @@ Operators (on a machine with the server's configuration):
                                                    or "default", the configured one) and the
                                                    upstreams it may pin (x-barge-provider)
   barge tenants list [--tenant NAME] [--json]      tenants with their quotas and current use
+${PROVIDER_KEY_USAGE}
 
   barge usage [--tenant NAME] [--since DATE] [--until DATE] [--group-by model,day]
               [--format table|json|csv]            usage per tenant (requests by outcome, tokens)
@@ -64,6 +68,8 @@ const OPTIONS = {
   'max-storage-bytes': { type: 'string' },
   'max-enqueued-tokens': { type: 'string' },
   upstreams: { type: 'string' },
+  upstream: { type: 'string' },
+  'key-env': { type: 'string' },
   since: { type: 'string' },
   until: { type: 'string' },
   'group-by': { type: 'string' },
@@ -74,7 +80,16 @@ const OPTIONS = {
 /** The options each command takes (parseArgs knows them all; each command refuses the others'). */
 const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   keys: ['tenant', 'name', 'json', 'admin'],
-  tenants: ['tenant', 'json', 'max-active-batches', 'max-storage-bytes', 'max-enqueued-tokens', 'upstreams'],
+  tenants: [
+    'tenant',
+    'json',
+    'max-active-batches',
+    'max-storage-bytes',
+    'max-enqueued-tokens',
+    'upstreams',
+    'upstream',
+    'key-env',
+  ],
   usage: ['tenant', 'since', 'until', 'group-by', 'format'],
 };
 
@@ -146,26 +161,35 @@ export async function runCli(
     const args = { ...parsed.values, positionals };
     switch (group) {
       case 'usage': {
-        const tenantIdOf = async (name: string) =>
-          ((await db.query(`SELECT id FROM tenants WHERE name = $1`, [name])) as { id: string }[])[0]?.id ??
-          null;
-        return await usageCommand(new UsageStore(db, new PriceBook(config.pricing)), tenantIdOf, args, io);
+        const keys = new ApiKeyStore(db);
+        return await usageCommand(
+          new UsageStore(db, new PriceBook(config.pricing)),
+          (name) => keys.tenantIdByName(name),
+          args,
+          io,
+        );
       }
-      case 'tenants':
+      case 'tenants': {
+        const keys = new ProviderKeyStore(db, SecretBox.fromConfig(config.secrets));
+        if (action === 'set-key' || action === 'delete-key') {
+          return await providerKeyCommand(keys, action, args, io, env, providerNames(config));
+        }
         return await tenantsCommand(
           new TenantQuotas(db, config.quotas),
           action ?? '',
           args,
           io,
           providerNames(config),
+          () => keys.registeredUpstreams(),
         );
+      }
       default:
         return await keysCommand(new ApiKeyStore(db), action ?? '', args, io);
     }
   } catch (err) {
     if (err instanceof UsageError) return usageError(io, err.message);
     io.err(`barge: ${(err as Error).message}`);
-    return 1;
+    return err instanceof ProviderKeysNotConfigured ? 2 : 1;
   } finally {
     await db.destroy();
   }

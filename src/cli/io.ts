@@ -6,6 +6,11 @@ export interface CliIO {
   write?(text: string): void;
   /** Set when stdout is a terminal (else output degrades to plain lines). */
   tty?: { readonly columns: number };
+  /**
+   * What stdin holds: one line typed at a terminal (after `prompt` on stderr, not echoed), or
+   * everything piped in. For secrets, which must never be command-line arguments.
+   */
+  readStdin?(prompt: string): Promise<string>;
 }
 
 /** Bad command-line usage: the message and the usage text are printed, exit code 2. */

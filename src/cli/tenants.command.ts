@@ -27,7 +27,15 @@ export async function tenantsCommand(
   args: TenantsArgs,
   io: CliIO,
   configuredUpstreams: string[] = [],
+  /** The upstreams each tenant has its own key for, by tenant id (`--json` lists them). */
+  ownKeys: () => Promise<Map<string, string[]>> = async () => new Map(),
 ): Promise<number> {
+  const print = async (list: TenantQuotaInfo[]) => {
+    if (!args.json) return io.out(formatTable(COLUMNS, list.map(row)));
+    const keys = await ownKeys();
+    const withKeys = list.map((info) => ({ ...info, providerKeys: keys.get(info.tenantId) ?? [] }));
+    io.out(JSON.stringify(withKeys, null, 2));
+  };
   if (args.positionals.length > 0) {
     throw new UsageError(`tenants ${action} takes no argument "${args.positionals[0]}"`);
   }
@@ -60,7 +68,7 @@ export async function tenantsCommand(
         return 1;
       }
       io.err(`Updated the quotas of tenant "${info.tenantName}".`);
-      print([info], args.json, io);
+      await print([info]);
       return 0;
     }
     case 'list': {
@@ -69,7 +77,7 @@ export async function tenantsCommand(
         io.err(args.tenant ? `No tenant "${args.tenant}".` : 'No tenants yet.');
         return args.tenant ? 1 : 0;
       }
-      print(list, args.json, io);
+      await print(list);
       return 0;
     }
     default:
@@ -93,11 +101,6 @@ function parseUpstreams(text: string): string[] | null {
     );
   }
   return names;
-}
-
-function print(list: TenantQuotaInfo[], json: boolean | undefined, io: CliIO): void {
-  if (json) io.out(JSON.stringify(list, null, 2));
-  else io.out(formatTable(COLUMNS, list.map(row)));
 }
 
 /** `use / limit`, the limit marked when it is the tenant's own rather than the configured default. */

@@ -5,8 +5,9 @@ import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import type { SchemaObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
 import { BARGE, SCHEMAS } from './schemas';
 
-/** Request headers OpenAI's API does not have. */
-const BARGE_HEADERS = ['x-barge-provider', 'idempotency-key'];
+/** Request headers and query parameters OpenAI's API does not have. */
+const BARGE_HEADERS = ['x-barge-provider', 'x-barge-provider-key', 'idempotency-key'];
+const BARGE_QUERIES = ['tenant'];
 
 /** Where the description and its docs page are served (both public, like the health checks). */
 export const OPENAPI_JSON_PATH = '/v1/openapi.json';
@@ -46,7 +47,8 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     for (const operation of Object.values(operations as Record<string, { parameters?: object[] }>)) {
       for (const parameter of operation.parameters ?? []) {
         const { name, in: where } = parameter as { name: string; in: string };
-        if (where === 'header' && BARGE_HEADERS.includes(name)) Object.assign(parameter, BARGE);
+        const own = where === 'header' ? BARGE_HEADERS : where === 'query' ? BARGE_QUERIES : [];
+        if (own.includes(name)) Object.assign(parameter, BARGE);
       }
     }
   }

@@ -41,6 +41,11 @@ export interface SimulatorOptions {
   /** Cap on the seconds of per-second history kept for /_sim/stats (per counter set). */
   maxHistorySeconds: number;
   maxBodyBytes: number;
+  /**
+   * Bearer tokens the inference endpoints accept; any other Authorization (or none) is answered
+   * 401 `invalid_api_key`, as OpenAI answers a wrong key. Empty (the default): no check.
+   */
+  apiKeys: string[];
 }
 
 /** What startSimulator accepts: any subset, latency also in its CLI spelling. */
@@ -156,6 +161,7 @@ const optionsSchema = z
     maxRequestTimes: bounded(0, Number.MAX_SAFE_INTEGER, true).default(100_000),
     maxHistorySeconds: bounded(0, Number.MAX_SAFE_INTEGER, true).default(3600),
     maxBodyBytes: bounded(1, Number.MAX_SAFE_INTEGER, true).default(64 * 1024 * 1024),
+    apiKeys: z.array(z.string().min(1)).default([]),
   })
   .superRefine((o, ctx) => {
     // One uniform draw picks at most one fault, so the rates share the unit interval.
@@ -215,7 +221,7 @@ export function parseLatency(text: string, option = '--latency'): LatencySpec {
 /** Options settable from the CLI; the caps are for embedders and tests. */
 type CliKey = Exclude<
   OptionKey,
-  'maxTrackedRequests' | 'maxRequestTimes' | 'maxHistorySeconds' | 'maxBodyBytes'
+  'maxTrackedRequests' | 'maxRequestTimes' | 'maxHistorySeconds' | 'maxBodyBytes' | 'apiKeys'
 >;
 
 /** How each option is spelled on the command line and in the environment. */

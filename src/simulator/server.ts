@@ -95,6 +95,9 @@ export async function startSimulator(input: SimulatorInput = {}): Promise<Simula
   const capacity =
     options.capacity > 0 || options.capacityTpm > 0 ? new CapacityModel(options, now) : undefined;
   const timers = new Set<NodeJS.Timeout>();
+  const apiKeys = new Set(options.apiKeys.map((key) => `Bearer ${key}`));
+  const authorized = (header: string | undefined): boolean =>
+    apiKeys.size === 0 || (header !== undefined && apiKeys.has(header));
   const hung = new Set<ServerResponse>();
 
   /** Counts the outcome of one request against every counter set it belongs to. */
@@ -258,6 +261,7 @@ export async function startSimulator(input: SimulatorInput = {}): Promise<Simula
 
       const endpoint = method === 'POST' ? ENDPOINT_MAP.get(path) : undefined;
       if (endpoint !== undefined) {
+        stats.credential(req.headers.authorization);
         readBody(req, options.maxBodyBytes, (raw) => {
           if (raw === undefined) {
             record(counters, '413');
@@ -268,6 +272,18 @@ export async function startSimulator(input: SimulatorInput = {}): Promise<Simula
                 `Request body larger than ${options.maxBodyBytes} bytes.`,
                 null,
                 'request_too_large',
+              ),
+            );
+          } else if (!authorized(req.headers.authorization)) {
+            record(counters, '401');
+            // OpenAI's answer to a wrong key (the body read first, so the connection stays usable).
+            sendError(
+              res,
+              new ApiError(
+                401,
+                'Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.',
+                null,
+                'invalid_api_key',
               ),
             );
           } else {

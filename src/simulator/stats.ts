@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * Counters behind /_sim/stats: what tests and benchmarks need to check rate and concurrency
  * limits from the upstream's side. Memory is bounded whatever the traffic: arrival times and
@@ -37,6 +39,11 @@ export interface SimulatorStats {
   /** 429s by what caused them: the capacity or TPM model, a `simulate` directive, or --rate-limit-rate. */
   rateLimited: Record<RateLimitCause, number>;
   byModel: Record<string, number>;
+  /**
+   * Inference requests by the Authorization header they came with, as credentialTag() names
+   * it (a digest, so no key shows here), `none` without one; in the totals only.
+   */
+  byCredential: Record<string, number>;
   /** Arrival time (epoch ms) of each request, oldest first, the most recent ones only. */
   requestTimes: number[];
   /** Per-second history, oldest first, the most recent seconds only. */
@@ -169,7 +176,7 @@ export class Counters {
     if (this.second) this.second.rateLimited++;
   }
 
-  snapshot(byModel: Record<string, number>): SimulatorStats {
+  snapshot(byModel: Record<string, number>, byCredential: Record<string, number> = {}): SimulatorStats {
     // Integrating up to now while something is in flight; an idle run's window ends at its last event.
     if (this.inFlight > 0 || this.serving > 0) this.advance();
     const activeMs = this.startedAt === undefined ? 0 : this.changedAt - this.startedAt;
@@ -189,6 +196,7 @@ export class Counters {
       byStatus: Object.fromEntries(this.byStatus),
       rateLimited: { ...this.rateLimited },
       byModel,
+      byCredential,
       requestTimes: this.times.toArray(),
       perSecond,
     };
@@ -229,12 +237,22 @@ export class Counters {
   }
 }
 
-/** Beyond this many distinct models, new ones are only counted in the totals. */
+/** Beyond this many distinct models (or credentials), new ones are only counted in the totals. */
 const MAX_MODELS = 1000;
+
+/**
+ * How /_sim/stats names an Authorization header: the first 16 hex digits of its SHA-256, or
+ * `none`. A test computes the same from the key it expects, and the key itself never shows.
+ */
+export function credentialTag(authorization: string | undefined): string {
+  if (authorization === undefined) return 'none';
+  return createHash('sha256').update(authorization).digest('hex').slice(0, 16);
+}
 
 export class StatsRegistry {
   private all: Counters;
   private models = new Map<string, Counters>();
+  private credentials = new Map<string, number>();
 
   constructor(
     private readonly limits: CounterLimits,
@@ -257,6 +275,14 @@ export class StatsRegistry {
     return counters;
   }
 
+  /** Counts an inference request under the credential it came with. */
+  credential(authorization: string | undefined): void {
+    const tag = credentialTag(authorization);
+    const n = this.credentials.get(tag);
+    if (n !== undefined) this.credentials.set(tag, n + 1);
+    else if (this.credentials.size < MAX_MODELS) this.credentials.set(tag, 1);
+  }
+
   modelNames(): string[] {
     return [...this.models.keys()];
   }
@@ -269,7 +295,7 @@ export class StatsRegistry {
     }
     const byModel: Record<string, number> = {};
     for (const [name, counters] of this.models) byModel[name] = counters.total;
-    return this.all.snapshot(byModel);
+    return this.all.snapshot(byModel, Object.fromEntries(this.credentials));
   }
 
   /**
@@ -279,6 +305,7 @@ export class StatsRegistry {
   reset(): void {
     this.all = new Counters(this.limits, this.now);
     this.models = new Map();
+    this.credentials = new Map();
   }
 }
 

@@ -9,7 +9,9 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { ApiKeyGuard } from '../auth/api-key.guard';
-import { AuthenticatedTenant, CurrentTenant, readScope } from '../auth/current-tenant.decorator';
+import { ApiKeyStore } from '../auth/api-key-store';
+import { AuthenticatedTenant, CurrentTenant } from '../auth/current-tenant.decorator';
+import { listScope } from '../auth/list-scope';
 import { invalidRequest, notFound } from '../common/openai-error';
 import { single } from '../common/pagination';
 import { echo } from '../common/text';
@@ -29,7 +31,10 @@ import { parseGroupBy, parseUnixSeconds, UsageStore } from './usage';
 @Controller('v1/usage')
 @UseGuards(ApiKeyGuard)
 export class UsageController {
-  constructor(private readonly usage: UsageStore) {}
+  constructor(
+    private readonly usage: UsageStore,
+    private readonly keys: ApiKeyStore,
+  ) {}
 
   @Get()
   @ApiOperation({ summary: 'Your usage: requests by outcome, tokens and cost, summed from your batches' })
@@ -41,15 +46,22 @@ export class UsageController {
     required: false,
     description: "One batch's usage and cost so far, per upstream too (alone).",
   })
+  @ApiQuery({
+    name: 'tenant',
+    required: false,
+    description: "Admin keys: only this tenant's usage (a tenant's name); without it, every tenant's.",
+  })
   @ApiOkResponse({ description: 'The figures, as JSON.' })
   async get(@CurrentTenant() tenant: AuthenticatedTenant, @Query() query: Record<string, unknown>) {
     const batchId = single(query, 'batch_id');
+    // An admin key sees every tenant (each row naming its tenant), or the one `tenant` names.
+    const scope = await listScope(this.keys, tenant, query);
     if (batchId !== undefined) {
       const other = ['start_time', 'end_time', 'group_by'].find((name) => query[name] !== undefined);
       if (other) {
         throw invalidRequest(`'batch_id' cannot be combined with '${other}'.`, other, 'invalid_value');
       }
-      const figures = await this.usage.batch(readScope(tenant), batchId);
+      const figures = await this.usage.batch(scope, batchId);
       if (!figures) throw notFound(`No such Batch object: ${echo(batchId)}`, 'batch_id');
       return { object: 'usage.batch', batch_id: batchId, ...figures };
     }
@@ -59,14 +71,12 @@ export class UsageController {
       throw invalidRequest("'end_time' must be after 'start_time'.", 'end_time', 'invalid_value');
     }
     const groupBy = parseGroupBy(query.group_by);
-    // An admin key sees every tenant, each row naming its tenant.
-    const scope = readScope(tenant);
     const rows = await this.usage.aggregate({
       tenantId: scope ?? undefined,
       since,
       until,
       groupBy,
-      byTenant: scope === null,
+      byTenant: tenant.admin === true,
     });
     return {
       object: 'list',

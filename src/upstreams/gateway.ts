@@ -349,6 +349,7 @@ export class HttpUpstreamGateway implements UpstreamGateway {
           body: upstreamModel === model ? body : withModel(call.body, upstreamModel),
           requestId: call.requestId,
           signal: signals.send,
+          apiKey: call.credentials?.get(upstream.name),
         });
         instruments?.attempt(
           call.endpoint,

@@ -1,6 +1,7 @@
 import { errors as undiciErrors, Pool } from 'undici';
 import { abortError } from './abort';
 import type { Upstream } from './registry';
+import type { Secret } from './secret';
 
 /** One attempt of one request, as the gateway hands it to a transport. */
 export interface AttemptRequest {
@@ -10,6 +11,8 @@ export interface AttemptRequest {
   body: string;
   requestId: string;
   signal: AbortSignal;
+  /** The tenant's own key for this upstream: sent instead of the configured one, and redacted too. */
+  apiKey?: Secret;
 }
 
 export type NoAnswerCode = 'upstream_connection_error' | 'upstream_timeout' | 'upstream_response_too_large';
@@ -93,20 +96,23 @@ export class HttpUpstream implements UpstreamTransport {
     };
   }
 
-  async send({ endpoint, body, requestId, signal }: AttemptRequest): Promise<AttemptResponse> {
+  async send({ endpoint, body, requestId, signal, apiKey }: AttemptRequest): Promise<AttemptResponse> {
     if (signal.aborted) throw abortError(signal);
+    const redact = (text: string) => this.upstream.redact(apiKey ? apiKey.redact(text) : text);
     try {
       const sentAt = performance.now();
+      const headers: Record<string, string> = { ...this.#headers, 'x-barge-request-id': requestId };
+      if (apiKey) headers.authorization = `Bearer ${apiKey.reveal()}`;
       const res = await this.#pool.request({
         path: this.path(endpoint),
         method: 'POST',
-        headers: { ...this.#headers, 'x-barge-request-id': requestId },
+        headers,
         body,
         signal,
       });
       // undici resolves request() at the headers: this is the time to first byte.
       const firstByteMs = performance.now() - sentAt;
-      const text = this.upstream.redact(await res.body.text());
+      const text = redact(await res.body.text());
       return {
         kind: 'response',
         status: res.statusCode,
@@ -117,7 +123,7 @@ export class HttpUpstream implements UpstreamTransport {
       };
     } catch (error) {
       if (signal.aborted) throw abortError(signal);
-      return this.noAnswer(error);
+      return this.noAnswer(error, redact);
     }
   }
 
@@ -125,9 +131,8 @@ export class HttpUpstream implements UpstreamTransport {
     await this.#pool.destroy();
   }
 
-  private noAnswer(error: unknown): AttemptResponse {
+  private noAnswer(error: unknown, message: (text: string) => string): AttemptResponse {
     const name = this.upstream.name;
-    const message = (text: string) => this.upstream.redact(text);
     if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError) {
       return {
         kind: 'no-answer',

@@ -4,8 +4,9 @@ const REDACTED = '[redacted]';
 
 /**
  * A credential that stays out of logs, JSON and error messages by construction: only
- * reveal() yields the value, and it is called in exactly one place (building the request
- * headers). Everything an upstream says back passes through redact().
+ * reveal() yields the value, and it is called only where the request headers are built (the
+ * operator's key in registry.ts, a tenant's own key in http-upstream.ts). Everything an
+ * upstream says back passes through redact().
  */
 export class Secret {
   readonly #value: string;

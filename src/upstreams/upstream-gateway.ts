@@ -1,3 +1,5 @@
+import type { Secret } from './secret';
+
 /**
  * The contract between batch execution and upstream model providers. The batch activities
  * only ever talk to an UpstreamGateway; routing, fallbacks, rate limits and retries live
@@ -15,6 +17,12 @@ export interface UpstreamCall {
   body: Record<string, unknown>;
   /** Upstream pinned by the batch (provider header or metadata), if any. */
   provider: string | null;
+  /**
+   * The tenant's own keys, by upstream name (src/tenants/provider-keys.ts): an attempt on an
+   * upstream listed here is sent with that key instead of the operator's; one on any other
+   * upstream with the operator's. A key never goes to an upstream it is not listed for.
+   */
+  credentials?: ReadonlyMap<string, Secret>;
   /** Epoch ms: no attempt starts after this (the batch's expiry). */
   deadline: number;
   /** Attempts already made in earlier runs of this request (retries survive worker restarts). */

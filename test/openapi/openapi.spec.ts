@@ -140,7 +140,13 @@ describe('OpenAPI description', () => {
     expect(headers.map((h) => [h.name, h['x-barge']]).sort()).toEqual([
       ['idempotency-key', true],
       ['x-barge-provider', true],
+      ['x-barge-provider-key', true],
     ]);
+    const list = doc.paths['/v1/batches'].get as Json;
+    expect((list.parameters as Json[]).find((p) => p.name === 'tenant')).toMatchObject({
+      in: 'query',
+      'x-barge': true,
+    });
     expect(doc.paths['/readyz'].get['x-barge']).toBe(true);
     expect(doc.paths['/v1/batches/{id}'].get['x-barge']).toBeUndefined();
   });

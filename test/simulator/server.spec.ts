@@ -1,4 +1,5 @@
 import { startSimulator, type SimulatorHandle } from '../../src/simulator/server';
+import { credentialTag } from '../../src/simulator/stats';
 import { call, chat, type Reply } from './http-client';
 
 describe('simulator server', () => {
@@ -305,6 +306,19 @@ describe('simulator server', () => {
       expect(filtered.requestTimes).toHaveLength(1);
     });
 
+    it('counts requests by the credential they came with, as a digest', async () => {
+      await call(sim, 'POST', '/v1/chat/completions', chat('a'), {
+        headers: { authorization: 'Bearer sk-one' },
+      });
+      await call(sim, 'POST', '/v1/chat/completions', chat('b'), {
+        headers: { authorization: 'Bearer sk-one' },
+      });
+      await call(sim, 'POST', '/v1/chat/completions', chat('c'));
+      expect(sim.stats().byCredential).toEqual({ [credentialTag('Bearer sk-one')]: 2, none: 1 });
+      expect(credentialTag('Bearer sk-one')).toMatch(/^[0-9a-f]{16}$/);
+      expect((await call(sim, 'GET', '/_sim/stats')).text).not.toContain('sk-one');
+    });
+
     it('zeroes counters and attempt counts on POST /_sim/reset', async () => {
       const body = chat('again', { simulate: { fail_times: 1 } });
       expect((await call(sim, 'POST', '/v1/chat/completions', body)).status).toBe(500);
@@ -321,12 +335,35 @@ describe('simulator server', () => {
         byStatus: {},
         rateLimited: { capacity: 0, tpm: 0, directive: 0, global: 0 },
         byModel: {},
+        byCredential: {},
         requestTimes: [],
         perSecond: [],
       });
       // The attempt count is forgotten too: the request fails again from scratch.
       expect((await call(sim, 'POST', '/v1/chat/completions', body)).status).toBe(500);
     });
+  });
+});
+
+describe('simulator with api keys', () => {
+  let sim: SimulatorHandle;
+  beforeAll(async () => {
+    sim = await startSimulator({ port: 0, apiKeys: ['sk-good'] });
+  });
+  afterAll(() => sim.close());
+
+  it('answers only the keys it was given, and any other (or none) 401 invalid_api_key', async () => {
+    const good = await call(sim, 'POST', '/v1/chat/completions', chat('hi'), {
+      headers: { authorization: 'Bearer sk-good' },
+    });
+    expect(good.status).toBe(200);
+    for (const headers of [{ authorization: 'Bearer sk-bad' }, {}] as Record<string, string>[]) {
+      const refused = await call(sim, 'POST', '/v1/chat/completions', chat('hi'), { headers });
+      expect(refused.status).toBe(401);
+      expect(refused.json.error).toMatchObject({ type: 'authentication_error', code: 'invalid_api_key' });
+      expect(refused.text).not.toContain('sk-bad');
+    }
+    expect(sim.stats().byStatus).toEqual({ '200': 1, '401': 2 });
   });
 });
 

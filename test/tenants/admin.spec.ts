@@ -85,5 +85,30 @@ describe('admin keys', () => {
     await expect(a.client.batches.retrieve(batchB.id)).rejects.toBeInstanceOf(OpenAI.NotFoundError);
     const foreignUsage = await get(a.key, `?batch_id=${batchB.id}`);
     expect(foreignUsage.status).toBe(404);
+
+    // `?tenant=NAME` narrows an admin key's reads to one tenant.
+    const listOf = async (key: string, query: string) => {
+      const res = await fetch(`${apiUrl()}/v1/batches${query}`, {
+        headers: { authorization: `Bearer ${key}` },
+      });
+      return { status: res.status, body: (await res.json()) as { data: { id: string }[]; error?: unknown } };
+    };
+    const onlyA = await listOf(adminKey, `?tenant=${a.name}&limit=100`);
+    expect(onlyA.body.data.map((b) => b.id)).toEqual([batchA.id]);
+    const usageB = await get(adminKey, `?tenant=${b.name}&group_by=model`);
+    expect(usageB.body.data.map((r) => r.tenant)).toEqual([b.name]);
+    expect((await get(adminKey, `?tenant=${b.name}&batch_id=${batchA.id}`)).status).toBe(404);
+    const nobody = await listOf(adminKey, '?tenant=no-such-tenant-here');
+    expect(nobody.status).toBe(400);
+    expect(nobody.body.error).toMatchObject({
+      param: 'tenant',
+      message: "No tenant named 'no-such-tenant-here'.",
+    });
+    // A tenant key may name itself (nothing changes), never another tenant.
+    expect((await listOf(a.key, `?tenant=${a.name}`)).body.data.map((x) => x.id)).toEqual([batchA.id]);
+    for (const refused of [await listOf(a.key, `?tenant=${b.name}`), await get(a.key, `?tenant=${b.name}`)]) {
+      expect(refused.status).toBe(400);
+      expect(refused.body.error).toMatchObject({ param: 'tenant', code: 'invalid_value' });
+    }
   });
 });

@@ -12,13 +12,27 @@ export interface Run {
   stderr: string;
 }
 
-/** The compiled CLI as a child process, with the test stack's environment. */
+/** The compiled CLI as a child process, with the test stack's environment and nothing on stdin. */
 export function barge(...args: string[]): Promise<Run> {
+  return bargeWith({}, ...args);
+}
+
+/** The same with `env` over the stack's, and `input` on its stdin. */
+export function bargeWith(
+  options: { env?: Record<string, string>; input?: string },
+  ...args: string[]
+): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [join(ROOT, 'dist/src/cli/barge.js'), ...args], (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
+    const child = execFile(
+      process.execPath,
+      [join(ROOT, 'dist/src/cli/barge.js'), ...args],
+      { env: { ...process.env, ...options.env } },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+    child.stdin?.end(options.input ?? '');
   });
 }
 

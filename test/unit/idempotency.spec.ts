@@ -64,6 +64,15 @@ describe('idempotency', () => {
     expect(fingerprint(other, provider)).not.toBe(fingerprint(request, undefined));
   });
 
+  it('tells provider keys apart without holding one, and leaves keyless fingerprints as they were', () => {
+    const keyless = fingerprint(request, 'simulator');
+    expect(fingerprint(request, 'simulator', undefined)).toBe(keyless);
+    const withKey = fingerprint(request, 'simulator', 'sk-mine');
+    expect(withKey).not.toBe(keyless);
+    expect(fingerprint(request, 'simulator', 'sk-other')).not.toBe(withKey);
+    expect(idempotencyOf('key', request, 'simulator', 'sk-mine')!.fingerprint).toBe(withKey);
+  });
+
   it('replays the same request, refuses a different one with 409, and replays rows without a fingerprint', () => {
     const mine = idempotencyOf('key', request, undefined)!;
     expect(replay(batchWith(mine.fingerprint), mine).id).toBe('batch_1');

@@ -8,6 +8,7 @@ import { inspect } from 'node:util';
 import type { DataSource } from 'typeorm';
 import { connectDatabase } from '../../src/database/data-source';
 import { HttpUpstreamGateway } from '../../src/upstreams/gateway';
+import { Secret } from '../../src/upstreams/secret';
 import { freePort, stackConfig } from '../support/stack';
 import { callOf, cleanLimitTables, configWith, Gateways, uniqueName } from './support';
 
@@ -131,6 +132,46 @@ describe('upstream API keys', () => {
       expect(everything).not.toContain(fileKey);
     } finally {
       spies.forEach((s) => s.mockRestore());
+      await echo.close();
+    }
+  });
+
+  it("of a tenant replace the operator's on their own upstream only, and are redacted as well", async () => {
+    const operatorKey = `sk-operator-${randomBytes(16).toString('hex')}`;
+    const tenantKey = `sk-tenant-${randomBytes(16).toString('hex')}`;
+    const echo = await startEchoServer();
+    try {
+      const mine = uniqueName('mine');
+      const theirs = uniqueName('theirs');
+      const gateway = gateways.make(
+        configWith({
+          upstreams: [
+            { name: mine, baseUrl: echo.url, apiKeyEnv: 'UPSTREAM_TEST_KEY' },
+            { name: theirs, baseUrl: echo.url, apiKeyEnv: 'UPSTREAM_TEST_KEY' },
+          ],
+        }),
+        { env: { UPSTREAM_TEST_KEY: operatorKey } },
+      );
+      const credentials = new Map([[mine, new Secret(tenantKey)]]);
+      const results = [
+        await gateway.call(callOf({ provider: mine, credentials })),
+        await gateway.call(callOf({ provider: theirs, credentials })),
+        await gateway.call(callOf({ provider: mine })),
+      ];
+      expect(echo.seen).toEqual([`Bearer ${tenantKey}`, `Bearer ${operatorKey}`, `Bearer ${operatorKey}`]);
+      // A 401 is final: one attempt each.
+      expect(results.map((r) => [r.kind === 'http' && r.status, r.attempts])).toEqual([
+        [401, 1],
+        [401, 1],
+        [401, 1],
+      ]);
+      expect(results[0]).toMatchObject({
+        body: { error: { message: 'Incorrect API key provided: Bearer [redacted]' } },
+      });
+      const everything = [...results.map((r) => JSON.stringify(r)), inspect(credentials)].join('\n');
+      expect(everything).not.toContain(tenantKey);
+      expect(everything).not.toContain(operatorKey);
+    } finally {
       await echo.close();
     }
   });

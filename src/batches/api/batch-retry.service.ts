@@ -13,7 +13,7 @@ import { OBJECT_STORAGE, type ObjectStorage } from '../../storage/object-storage
 import { BatchRepository } from '../store/batch.repository';
 import { ResultIndex, type Outcome } from '../store/result-index';
 import { jsonlLines } from '../validate/jsonl-lines';
-import { MAX_IDEMPOTENCY_KEY_LENGTH, replay, type Idempotency } from './idempotency';
+import { MAX_IDEMPOTENCY_KEY_LENGTH, providerKeyPart, replay, type Idempotency } from './idempotency';
 import { presentBatch } from './batch.presenter';
 import { BatchesService } from './batches.service';
 import { parseWindow } from './create-batch.request';
@@ -85,11 +85,16 @@ export class BatchRetryService {
     this.index = new ResultIndex(db);
   }
 
-  async retry(tenantId: string, id: string, body: unknown, idempotencyKey?: string) {
+  /**
+   * `providerKey` (x-barge-provider-key): the tenant's own key for the retry, as on create; the
+   * original's own key is not carried over (it was deleted when the original ended).
+   */
+  async retry(tenantId: string, id: string, body: unknown, idempotencyKey?: string, providerKey?: string) {
     const original = await this.batches.findForTenant(tenantId, id);
     if (!original) throw notFound(`No such Batch object: ${echo(id)}`, 'batch_id');
     const request = parseRetry(body, this.config.batches.completionWindows);
-    const idempotency = this.idempotency(idempotencyKey, original.id, request);
+    if (providerKey !== undefined) this.creator.checkProviderKey(original.provider);
+    const idempotency = this.idempotency(idempotencyKey, original.id, request, providerKey);
     if (idempotency) {
       const existing = await this.batches.findByIdempotencyKey(tenantId, idempotency.key);
       if (existing) return presentBatch(replay(existing, idempotency));
@@ -135,7 +140,7 @@ export class BatchRetryService {
         metadata,
         outputExpiresAfterSeconds: original.outputExpiresAfterSeconds,
       },
-      { provider: original.provider ?? undefined, idempotency },
+      { provider: original.provider ?? undefined, idempotency, providerKey },
     );
     if (created.input_file_id !== file.id) {
       // A concurrent retry with the same Idempotency-Key won: its batch is the answer.
@@ -179,6 +184,7 @@ export class BatchRetryService {
     header: string | undefined,
     batchId: string,
     request: RetryRequest,
+    providerKey: string | undefined,
   ): Idempotency | null {
     if (header === undefined || header === '') return null;
     const key = requireStorable(header, 'Idempotency-Key');
@@ -194,6 +200,7 @@ export class BatchRetryService {
       batchId,
       request.include,
       request.completionWindow ?? null,
+      ...providerKeyPart(providerKey),
     ]);
     return { key, fingerprint: createHash('sha256').update(canonical).digest('hex') };
   }

@@ -14,6 +14,8 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { ApiKeyGuard } from '../../auth/api-key.guard';
+import { ApiKeyStore } from '../../auth/api-key-store';
+import { listScope } from '../../auth/list-scope';
 import { AuthenticatedTenant, CurrentTenant, readScope } from '../../auth/current-tenant.decorator';
 import { invalidRequest, notFound } from '../../common/openai-error';
 import { parsePageQuery } from '../../common/pagination';
@@ -22,13 +24,31 @@ import { echo } from '../../common/text';
 import { BatchResultsService, parseResultsQuery } from './batch-results.service';
 import { BatchRetryService } from './batch-retry.service';
 import { ref } from '../../openapi/schemas';
-import { BatchesService } from './batches.service';
+import { BatchesService, PROVIDER_KEY_HEADER } from './batches.service';
+import { providerKeyProblem } from '../../tenants/provider-keys';
 
 /** A path batch id: one that cannot exist answers like an unknown one (as BatchesService does). */
 const BatchId = new PathIdPipe((id) => notFound(`No such Batch object: ${echo(id)}`, 'batch_id'));
 
 /** Provider names are short identifiers (config: letters, digits, "_", "." and "-"). */
 const MAX_PROVIDER_LENGTH = 256;
+
+/**
+ * The x-barge-provider-key header: its shape is checked here, and a refusal never quotes it
+ * (nor does anything else: it is sealed before it is stored, and no answer holds it).
+ */
+function providerKeyHeader(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const problem = providerKeyProblem(value);
+  if (problem) {
+    throw invalidRequest(
+      `The ${PROVIDER_KEY_HEADER} header is not a usable key: ${problem}.`,
+      PROVIDER_KEY_HEADER,
+      'invalid_value',
+    );
+  }
+  return value;
+}
 
 /** The x-barge-provider header, checked like any stored text and bounded before it is echoed. */
 function providerHeader(value: string | undefined): string | undefined {
@@ -54,6 +74,7 @@ export class BatchesController {
     private readonly batches: BatchesService,
     private readonly retries: BatchRetryService,
     private readonly results: BatchResultsService,
+    private readonly keys: ApiKeyStore,
   ) {}
 
   @Post()
@@ -66,6 +87,12 @@ export class BatchesController {
     description: 'Barge: send every request of the batch to this configured upstream.',
   })
   @ApiHeader({
+    name: PROVIDER_KEY_HEADER,
+    required: false,
+    description:
+      "Barge: your own key for the pinned upstream (x-barge-provider or metadata.barge_provider), sent as its Bearer token instead of the operator's, for this batch only; stored encrypted until the batch ends, never shown.",
+  })
+  @ApiHeader({
     name: 'idempotency-key',
     required: false,
     description: 'Barge: a retried create with the same key returns the same batch.',
@@ -76,8 +103,13 @@ export class BatchesController {
     @Body() body: unknown,
     @Headers('x-barge-provider') provider?: string,
     @Headers('idempotency-key') idempotencyKey?: string,
+    @Headers(PROVIDER_KEY_HEADER) providerKey?: string,
   ) {
-    return this.batches.create(tenant.id, body, { provider: providerHeader(provider), idempotencyKey });
+    return this.batches.create(tenant.id, body, {
+      provider: providerHeader(provider),
+      idempotencyKey,
+      providerKey: providerKeyHeader(providerKey),
+    });
   }
 
   /** Newest first, as OpenAI lists batches. */
@@ -89,10 +121,15 @@ export class BatchesController {
     schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
   })
   @ApiQuery({ name: 'after', required: false, description: 'A batch id: the page starts after it.' })
+  @ApiQuery({
+    name: 'tenant',
+    required: false,
+    description: "Barge, admin keys: only this tenant's batches (a tenant's name).",
+  })
   @ApiOkResponse({ schema: ref('BatchList') })
-  list(@CurrentTenant() tenant: AuthenticatedTenant, @Query() query: Record<string, unknown>) {
+  async list(@CurrentTenant() tenant: AuthenticatedTenant, @Query() query: Record<string, unknown>) {
     const page = parsePageQuery(query, { defaultLimit: 20, maxLimit: 100 });
-    return this.batches.list(readScope(tenant), { ...page, order: 'desc' });
+    return this.batches.list(await listScope(this.keys, tenant, query), { ...page, order: 'desc' });
   }
 
   @Get(':id')
@@ -125,14 +162,21 @@ export class BatchesController {
       'Body: `include` (`failed`, `expired`, `cancelled`; default `failed`), `completion_window`, `metadata`. 409 while the batch runs.',
   })
   @ApiParam({ name: 'id', description: 'An ended batch id (batch_...).' })
+  @ApiHeader({
+    name: PROVIDER_KEY_HEADER,
+    required: false,
+    description:
+      "Your own key for the original's pinned upstream, for the new batch only (the original's own key is not carried over).",
+  })
   @ApiOkResponse({ schema: ref('Batch') })
   retry(
     @CurrentTenant() tenant: { id: string },
     @Param('id', BatchId) id: string,
     @Body() body: unknown,
     @Headers('idempotency-key') idempotencyKey?: string,
+    @Headers(PROVIDER_KEY_HEADER) providerKey?: string,
   ) {
-    return this.retries.retry(tenant.id, id, body, idempotencyKey);
+    return this.retries.retry(tenant.id, id, body, idempotencyKey, providerKeyHeader(providerKey));
   }
 
   /**

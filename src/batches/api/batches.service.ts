@@ -24,9 +24,12 @@ import { BatchRepository } from '../store/batch.repository';
 import { parseCreateBatch, type CreateBatchRequest } from './create-batch.request';
 import { Metrics } from '../../observability/metrics';
 import { TenantQuotas } from '../../tenants/tenant-quotas';
+import { ProviderKeyStore } from '../../tenants/provider-keys';
 import { idempotencyOf, replay, type Idempotency } from './idempotency';
 
 export const PROVIDER_METADATA_KEY = 'barge_provider';
+/** A tenant's own key for the pinned upstream, for this batch only (src/tenants/provider-keys.ts). */
+export const PROVIDER_KEY_HEADER = 'x-barge-provider-key';
 
 @Injectable()
 export class BatchesService {
@@ -40,20 +43,26 @@ export class BatchesService {
     @Inject(Client) private readonly temporal: Client,
     private readonly metrics: Metrics,
     private readonly quotas: TenantQuotas,
+    private readonly providerKeys: ProviderKeyStore,
   ) {}
 
   /**
    * Everything checkable now is checked now (fail fast); the row is written first, then the
    * workflow is started under the batch's id, so Postgres always knows every batch.
    */
-  async create(tenantId: string, body: unknown, headers: { provider?: string; idempotencyKey?: string }) {
+  async create(
+    tenantId: string,
+    body: unknown,
+    headers: { provider?: string; idempotencyKey?: string; providerKey?: string },
+  ) {
     const request = parseCreateBatch(
       body,
       this.config.batches.completionWindows,
       this.config.batches.defaultCompletionWindow,
     );
-    const idempotency = idempotencyOf(headers.idempotencyKey, request, headers.provider);
-    return this.createBatch(tenantId, request, { provider: headers.provider, idempotency });
+    const { provider, providerKey } = headers;
+    const idempotency = idempotencyOf(headers.idempotencyKey, request, provider, providerKey);
+    return this.createBatch(tenantId, request, { provider, idempotency, providerKey });
   }
 
   /**
@@ -63,9 +72,9 @@ export class BatchesService {
   async createBatch(
     tenantId: string,
     request: CreateBatchRequest,
-    headers: { provider?: string; idempotency: Idempotency | null },
+    headers: { provider?: string; idempotency: Idempotency | null; providerKey?: string },
   ) {
-    const { idempotency } = headers;
+    const { idempotency, providerKey } = headers;
     if (idempotency) {
       const existing = await this.batches.findByIdempotencyKey(tenantId, idempotency.key);
       if (existing) return presentBatch(replay(existing, idempotency));
@@ -95,6 +104,7 @@ export class BatchesService {
         'invalid_value',
       );
     }
+    if (providerKey !== undefined) this.checkProviderKey(provider);
 
     const now = new Date();
     const batch = Object.assign(new BatchRecord(), {
@@ -122,6 +132,9 @@ export class BatchesService {
         await this.quotas.admitBatch(tx, tenantId);
         if (!(await this.files.holdForBatch(tx, tenantId, file.id))) return false;
         await this.batches.insert(batch, tx);
+        // Sealed, in the batch's own transaction: no batch runs without the key it was sent with.
+        if (providerKey !== undefined)
+          await this.providerKeys.holdForBatch(tx, batch.id, provider!, providerKey);
         return true;
       });
       if (!inserted) throw notFound(`No such File object: ${request.inputFileId}`, 'input_file_id'); // deleted meanwhile
@@ -150,6 +163,31 @@ export class BatchesService {
     }
     this.metrics.transition('validating');
     return presentBatch((await this.batches.find(batch.id)) ?? batch);
+  }
+
+  /**
+   * A key sent with x-barge-provider-key is for one upstream, the one the batch is pinned to:
+   * a batch routed by its model could fall back to another provider, which must never see it.
+   */
+  checkProviderKey(provider: string | null): void {
+    if (!this.providerKeys.configured) {
+      throw new OpenAIError(
+        503,
+        'Provider keys are not configured on this server: its operator must set secrets.encryptionKey (BARGE_SECRETS_ENCRYPTION_KEY).',
+        'server_error',
+        PROVIDER_KEY_HEADER,
+        'provider_keys_not_configured',
+        { 'x-should-retry': 'false' },
+      );
+    }
+    if (provider === null) {
+      throw invalidRequest(
+        `The ${PROVIDER_KEY_HEADER} header needs the upstream it is for: pin one with x-barge-provider ` +
+          `or metadata.${PROVIDER_METADATA_KEY}, and the key is used there only.`,
+        PROVIDER_KEY_HEADER,
+        'missing_required_parameter',
+      );
+    }
   }
 
   /** Whether Temporal knows a workflow for this batch; true when that cannot be told (keep the row). */

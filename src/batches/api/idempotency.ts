@@ -24,6 +24,7 @@ export function idempotencyOf(
   header: string | undefined,
   request: CreateBatchRequest,
   providerHeader: string | undefined,
+  providerKey?: string,
 ): Idempotency | null {
   if (header === undefined || header === '') return null;
   const key = requireStorable(header, 'Idempotency-Key');
@@ -34,15 +35,20 @@ export function idempotencyOf(
       'invalid_value',
     );
   }
-  return { key, fingerprint: fingerprint(request, providerHeader) };
+  return { key, fingerprint: fingerprint(request, providerHeader, providerKey) };
 }
 
 /**
  * What makes two create requests the same: their checked parameters, not their bytes, so key
  * order, whitespace and ignored fields do not matter. Metadata entries are sorted by key. The
- * provider header counts too: it decides where the requests go.
+ * provider header counts too: it decides where the requests go; and so does the provider key
+ * (x-barge-provider-key): it decides whose account they go on.
  */
-export function fingerprint(request: CreateBatchRequest, providerHeader: string | undefined): string {
+export function fingerprint(
+  request: CreateBatchRequest,
+  providerHeader: string | undefined,
+  providerKey?: string,
+): string {
   const metadata = request.metadata
     ? Object.entries(request.metadata).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     : null;
@@ -54,6 +60,7 @@ export function fingerprint(request: CreateBatchRequest, providerHeader: string 
     metadata,
     request.outputExpiresAfterSeconds,
     providerHeader || null,
+    ...providerKeyPart(providerKey),
   ]);
   return createHash('sha256').update(canonical).digest('hex');
 }
@@ -75,4 +82,12 @@ export function replay(existing: BatchRecord, idempotency: Idempotency): BatchRe
     'idempotency_key_reused',
     'Idempotency-Key',
   );
+}
+
+/**
+ * What a fingerprint holds of a provider key: a digest (inside the digest), appended only when
+ * one was sent, so the fingerprints of requests without one are what they always were.
+ */
+export function providerKeyPart(providerKey: string | undefined): string[] {
+  return providerKey ? [createHash('sha256').update(providerKey).digest('hex')] : [];
 }

@@ -1,6 +1,7 @@
 import type { Metrics } from '../../observability/metrics';
 import type { Clock } from '../../upstreams/clock';
 import { isAbortError } from '../../upstreams/abort';
+import type { Secret } from '../../upstreams/secret';
 import type { UpstreamGateway, UpstreamResult } from '../../upstreams/upstream-gateway';
 import { errorLine, outcomeLine, type FinalResult } from '../finalize/output-lines';
 import type { OutcomeRecorder, RequestOutcome } from '../store/work.repository';
@@ -36,6 +37,8 @@ export interface ChunkJob {
   /** The batch's model (a label of the request metrics). */
   model?: string | null;
   provider: string | null;
+  /** The tenant's own keys by upstream (src/tenants/provider-keys.ts); elsewhere the operator's. */
+  credentials?: ReadonlyMap<string, Secret>;
   /** Epoch ms: the batch's expiry; nothing is sent after it. */
   deadline: number;
   requests: ChunkRequest[];
@@ -170,6 +173,7 @@ export class ChunkRun {
         endpoint: job.endpoint,
         body: request.body,
         provider: job.provider,
+        credentials: job.credentials,
         deadline: job.deadline,
         attemptsSoFar: this.attempts[request.line] ?? 0,
         signal: this.signal,

@@ -9,6 +9,7 @@ import { TenantQuotas1764600000000 } from './1764600000000-tenant-quotas';
 import { TenantUpstreams1764700000000 } from './1764700000000-tenant-upstreams';
 import { ApiKeyRole1764800000000 } from './1764800000000-api-key-role';
 import { BatchUpstreamUsage1764900000000 } from './1764900000000-batch-upstream-usage';
+import { ProviderKeys1765000000000 } from './1765000000000-provider-keys';
 
 /** Every migration, oldest first. Add new ones at the end; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -23,4 +24,5 @@ export const MIGRATIONS = [
   TenantUpstreams1764700000000,
   ApiKeyRole1764800000000,
   BatchUpstreamUsage1764900000000,
+  ProviderKeys1765000000000,
 ];
