@@ -1,20 +1,8 @@
 import { parseArgs } from 'node:util';
-import { ApiKeyStore } from '../auth/api-key-store';
-import { ConfigError, loadConfig } from '../config/config';
-import { connectDatabase } from '../database/data-source';
 import { API_OPTIONS_USAGE, ApiError } from './api-client';
 import { BATCHES_USAGE, batchesCommand } from './batches/command';
-import { TenantQuotas } from '../tenants/tenant-quotas';
-import { providerNames } from '../upstreams/provider-names';
 import { CliIO, UsageError } from './io';
-import { keysCommand } from './keys.command';
-import { tenantsCommand } from './tenants.command';
-import { PROVIDER_KEY_USAGE, providerKeyCommand } from './provider-keys.command';
-import { ProviderKeyStore, ProviderKeysNotConfigured } from '../tenants/provider-keys';
-import { SecretBox } from '../common/secret-box';
-import { UsageStore } from '../tenants/usage';
-import { PriceBook } from '../upstreams/prices';
-import { usageCommand } from './usage.command';
+import { PROVIDER_KEY_USAGE } from './provider-keys.command';
 import { webhooksApiCommand, WEBHOOKS_USAGE } from './webhooks.command';
 
 export const USAGE = `Usage: barge <command>
@@ -76,6 +64,11 @@ const OPTIONS = {
   format: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+/** What an operator's command gets: the parsed options, and the positionals after its action. */
+export type OperatorArgs = ReturnType<
+  typeof parseArgs<{ args: string[]; options: typeof OPTIONS; allowPositionals: true; strict: true }>
+>['values'] & { positionals: string[] };
 
 /** The options each command takes (parseArgs knows them all; each command refuses the others'). */
 const COMMAND_OPTIONS: Record<string, readonly string[]> = {
@@ -139,63 +132,13 @@ export async function runCli(
   const foreign = Object.keys(parsed.values).find((name) => name !== 'help' && !allowed.includes(name));
   if (foreign) return usageError(io, `Unknown option '--${foreign}' for ${group}`);
 
-  let config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      io.err(`barge: ${err.message}`);
-      return 2;
-    }
-    throw err;
-  }
-
-  let db;
-  try {
-    db = await connectDatabase(config, 'barge-cli');
-  } catch (err) {
-    io.err(`barge: cannot connect to Postgres: ${(err as Error).message}`);
-    return 1;
-  }
-  try {
-    const args = { ...parsed.values, positionals };
-    switch (group) {
-      case 'usage': {
-        const keys = new ApiKeyStore(db);
-        return await usageCommand(
-          new UsageStore(db, new PriceBook(config.pricing)),
-          (name) => keys.tenantIdByName(name),
-          args,
-          io,
-        );
-      }
-      case 'tenants': {
-        const keys = new ProviderKeyStore(db, SecretBox.fromConfig(config.secrets));
-        if (action === 'set-key' || action === 'delete-key') {
-          return await providerKeyCommand(keys, action, args, io, env, providerNames(config));
-        }
-        return await tenantsCommand(
-          new TenantQuotas(db, config.quotas),
-          action ?? '',
-          args,
-          io,
-          providerNames(config),
-          () => keys.registeredUpstreams(),
-        );
-      }
-      default:
-        return await keysCommand(new ApiKeyStore(db), action ?? '', args, io);
-    }
-  } catch (err) {
-    if (err instanceof UsageError) return usageError(io, err.message);
-    io.err(`barge: ${(err as Error).message}`);
-    return err instanceof ProviderKeysNotConfigured ? 2 : 1;
-  } finally {
-    await db.destroy();
-  }
+  // The operator's commands need Postgres and the server's configuration; their modules
+  // (TypeORM, pg, zod) take most of a second to load, which the API commands above skip.
+  const { runOperatorCommand } = await import('./operator');
+  return runOperatorCommand(group, action ?? '', { ...parsed.values, positionals }, io, env);
 }
 
-function usageError(io: CliIO, message: string): number {
+export function usageError(io: CliIO, message: string): number {
   io.err(`barge: ${message}\n\n${USAGE}`);
   return 2;
 }
