@@ -4,7 +4,7 @@ import { rename, rm, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import { UsageError } from './io';
 
 /**
@@ -164,6 +164,31 @@ export class ApiClient {
   }
 
   /**
+   * A request with a file's bytes in its body or its answer, through undici's request() (Node
+   * streams, bounded buffers): an error answer becomes an ApiError, its body read; a success
+   * is returned with its body unread.
+   */
+  private async fileRequest(
+    path: string,
+    options: { method: 'GET' | 'POST'; headers?: Record<string, string>; body?: Readable },
+  ): Promise<Dispatcher.ResponseData> {
+    let res;
+    try {
+      res = await request(this.url(path), {
+        ...options,
+        headers: { Authorization: `Bearer ${this.target.apiKey}`, ...options.headers },
+        highWaterMark: FILE_STREAM_HIGH_WATER,
+      });
+    } catch (err) {
+      throw this.unreachable(err);
+    }
+    if (res.statusCode < 200 || res.statusCode >= 300) {
+      throw errorOf(res.statusCode, '', await res.body.text().catch(() => ''));
+    }
+    return res;
+  }
+
+  /**
    * Uploads a file as `purpose` in a multipart form streamed from disk, with its exact
    * Content-Length (some servers refuse chunked uploads). `onBytes` sees the file's bytes go.
    */
@@ -192,24 +217,16 @@ export class ApiClient {
       }
       yield tail;
     }
-    let res;
-    try {
-      res = await request(this.url('/files'), {
-        method: 'POST',
-        headers: {
-          Authorization: `Bearer ${this.target.apiKey}`,
-          'Content-Type': `multipart/form-data; boundary=${boundary}`,
-          'Content-Length': String(head.length + size + tail.length),
-        },
-        // Bytes, not objects: the stream's buffer is bounded by size, not by a count of chunks.
-        body: Readable.from(form(), { objectMode: false, highWaterMark: FILE_STREAM_HIGH_WATER }),
-      });
-    } catch (err) {
-      throw this.unreachable(err);
-    }
-    const text = await res.body.text();
-    if (res.statusCode < 200 || res.statusCode >= 300) throw errorOf(res.statusCode, '', text);
-    return JSON.parse(text) as FileObject;
+    const res = await this.fileRequest('/files', {
+      method: 'POST',
+      headers: {
+        'Content-Type': `multipart/form-data; boundary=${boundary}`,
+        'Content-Length': String(head.length + size + tail.length),
+      },
+      // Bytes, not objects: the stream's buffer is bounded by size, not by a count of chunks.
+      body: Readable.from(form(), { objectMode: false, highWaterMark: FILE_STREAM_HIGH_WATER }),
+    });
+    return JSON.parse(await res.body.text()) as FileObject;
   }
 
   /**
@@ -221,19 +238,7 @@ export class ApiClient {
     dest: string,
     onBytes?: (received: number, total: number | null) => void,
   ): Promise<number> {
-    let res;
-    try {
-      res = await request(this.url(`/files/${encodeURIComponent(fileId)}/content`), {
-        method: 'GET',
-        headers: { Authorization: `Bearer ${this.target.apiKey}` },
-        highWaterMark: FILE_STREAM_HIGH_WATER,
-      });
-    } catch (err) {
-      throw this.unreachable(err);
-    }
-    if (res.statusCode < 200 || res.statusCode >= 300) {
-      throw errorOf(res.statusCode, '', await res.body.text().catch(() => ''));
-    }
+    const res = await this.fileRequest(`/files/${encodeURIComponent(fileId)}/content`, { method: 'GET' });
     const header = res.headers['content-length'];
     const total = typeof header === 'string' ? Number(header) : null;
     const part = `${dest}.part`;

@@ -135,10 +135,15 @@ export async function runCli(
   // The operator's commands need Postgres and the server's configuration; their modules
   // (TypeORM, pg, zod) take most of a second to load, which the API commands above skip.
   const { runOperatorCommand } = await import('./operator');
-  return runOperatorCommand(group, action ?? '', { ...parsed.values, positionals }, io, env);
+  try {
+    return await runOperatorCommand(group, action ?? '', { ...parsed.values, positionals }, io, env);
+  } catch (err) {
+    if (err instanceof UsageError) return usageError(io, err.message);
+    throw err;
+  }
 }
 
-export function usageError(io: CliIO, message: string): number {
+function usageError(io: CliIO, message: string): number {
   io.err(`barge: ${message}\n\n${USAGE}`);
   return 2;
 }

@@ -7,7 +7,7 @@ import { TenantQuotas } from '../tenants/tenant-quotas';
 import { UsageStore } from '../tenants/usage';
 import { PriceBook } from '../upstreams/prices';
 import { providerNames } from '../upstreams/provider-names';
-import { type OperatorArgs, usageError } from './cli';
+import type { OperatorArgs } from './cli';
 import { CliIO, UsageError } from './io';
 import { keysCommand } from './keys.command';
 import { providerKeyCommand } from './provider-keys.command';
@@ -16,7 +16,7 @@ import { usageCommand } from './usage.command';
 
 /**
  * The operator's commands (keys, tenants, usage): against Postgres, with the server's own
- * configuration. Loaded by cli.ts only when one of them runs.
+ * configuration. Loaded by cli.ts only when one of them runs; a UsageError goes back to it.
  */
 export async function runOperatorCommand(
   group: string,
@@ -72,7 +72,7 @@ export async function runOperatorCommand(
         return await keysCommand(new ApiKeyStore(db), action, args, io);
     }
   } catch (err) {
-    if (err instanceof UsageError) return usageError(io, err.message);
+    if (err instanceof UsageError) throw err; // cli.ts answers it with the usage text
     io.err(`barge: ${(err as Error).message}`);
     return err instanceof ProviderKeysNotConfigured ? 2 : 1;
   } finally {
