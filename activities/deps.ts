@@ -32,6 +32,11 @@ export interface ActivityDeps {
   providerKeys: ProviderKeyStore;
   /** Input bytes of chunks held in memory at once, shared by every chunk on this worker. */
   chunkMemory: ByteBudget;
+  /**
+   * Answers being read and waiting to be recorded, shared by every chunk on this worker (the
+   * same budget the upstream gateway's transports read answers under). None: unbounded.
+   */
+  answerMemory?: ByteBudget;
   clock: Clock;
   metrics: Metrics;
   /** The worker's logger; activities log through children carrying `batch_id`. */

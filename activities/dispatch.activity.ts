@@ -37,6 +37,7 @@ export function createDispatchActivities({
   gateway,
   providerKeys,
   chunkMemory,
+  answerMemory,
   clock,
   metrics,
   logger,
@@ -148,7 +149,7 @@ export function createDispatchActivities({
       // Looked up here, by the batch's ids: no key ever passes through Temporal.
       const credentials = await providerKeys.forBatch(batch);
       run = new ChunkRun(
-        { gateway, recorder: work, clock, metrics },
+        { gateway, recorder: work, clock, metrics, answerMemory },
         {
           batchId,
           tenantId: batch.tenantId,

@@ -95,7 +95,10 @@ async function main(): Promise<void> {
   const files = new FileStore(db, storage, config);
   const batches = new BatchRepository(db);
   const work = new WorkRepository(db);
+  // Answers being read and waiting to be recorded: one budget for every upstream and chunk.
+  const answerMemory = new ByteBudget(config.worker.maxAnswerBytesInMemory);
   const gateway = HttpUpstreamGateway.forDatabase(config, db, {
+    answerMemory,
     workerId,
     appName,
     metrics,
@@ -114,6 +117,7 @@ async function main(): Promise<void> {
     quotas: new TenantQuotas(db, config.quotas),
     providerKeys: new ProviderKeyStore(db, SecretBox.fromConfig(config.secrets)),
     chunkMemory: new ByteBudget(config.worker.maxChunkBytesInMemory),
+    answerMemory,
     clock: systemClock,
     metrics,
     logger,

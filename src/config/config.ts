@@ -184,10 +184,17 @@ const configSchema = z.object({
       /**
        * Memory the chunks one worker holds at once may take (every batch's chunks share it; a
        * chunk waits for room before it reads its requests). A chunk is charged 4 bytes per
-       * byte of its input (MEMORY_PER_INPUT_BYTE in activities/dispatch.activity.ts). The
-       * answers in flight come on top: see docs/operations.md.
+       * byte of its input (MEMORY_PER_INPUT_BYTE in activities/dispatch.activity.ts). See
+       * docs/operations.md.
        */
       maxChunkBytesInMemory: positiveInt.default(96 * MB),
+      /**
+       * Memory the answers one worker holds at once may take: an answer is read from its
+       * socket only once there is room (3 bytes per byte of its content-length while read),
+       * and its output line is charged (3 bytes per byte) until it is recorded. Calls in
+       * flight beyond it wait with their answers unread. See docs/operations.md.
+       */
+      maxAnswerBytesInMemory: positiveInt.default(64 * MB),
       /** Validation and finalize activities one worker runs at once. */
       maxConcurrentBookkeeping: positiveInt.default(20),
       /** How often the worker looks for batches whose workflow is gone (the reconciler). */
@@ -327,6 +334,7 @@ export const ENV_VARS: Record<string, string> = {
   BARGE_WORKER_MAX_CONCURRENT_CHUNKS: 'worker.maxConcurrentChunks',
   BARGE_WORKER_MAX_CONCURRENT_BOOKKEEPING: 'worker.maxConcurrentBookkeeping',
   BARGE_WORKER_MAX_CHUNK_BYTES_IN_MEMORY: 'worker.maxChunkBytesInMemory',
+  BARGE_WORKER_MAX_ANSWER_BYTES_IN_MEMORY: 'worker.maxAnswerBytesInMemory',
   BARGE_RECONCILE_INTERVAL_MS: 'worker.reconcileIntervalMs',
   BARGE_RECONCILE_GRACE_MS: 'worker.reconcileGraceMs',
   BARGE_WORKER_METRICS_PORT: 'worker.metricsPort',

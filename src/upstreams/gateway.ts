@@ -6,7 +6,12 @@ import { AbortHub, abortError, isAbortError, sleep } from './abort';
 import type { PacingOptions } from './adaptive-concurrency';
 import { CircuitBreaker, type BreakerPass } from './circuit-breaker';
 import { systemClock, type Clock } from './clock';
-import { HttpUpstream, type AttemptResponse, type UpstreamTransport } from './http-upstream';
+import {
+  HttpUpstream,
+  type AnswerMemory,
+  type AttemptResponse,
+  type UpstreamTransport,
+} from './http-upstream';
 import { LeaseKeeper } from './lease-keeper';
 import { PgLimitStore, type LimitStore } from './limit-store';
 import { UpstreamLimiter } from './limiter';
@@ -29,6 +34,8 @@ export interface GatewayOptions {
   env?: NodeJS.ProcessEnv;
   /** Replaces the HTTP client (unit tests). */
   transport?: (upstream: Upstream) => UpstreamTransport;
+  /** Room for answers being read, shared by every upstream (the default transport's). */
+  answerMemory?: AnswerMemory;
   /** Identity of this process in the shared limit tables; unique per gateway by default. */
   workerId?: string;
   /** Overrides of the adaptive pacing parameters (tests). */
@@ -106,7 +113,7 @@ export class HttpUpstreamGateway implements UpstreamGateway {
     this.keeper = new LeaseKeeper(store, workerId, config.routing.leaseRefreshMs, this.clock, (e) =>
       onError('concurrency leases', e),
     );
-    const makeTransport = options.transport ?? ((u: Upstream) => new HttpUpstream(u));
+    const makeTransport = options.transport ?? ((u: Upstream) => new HttpUpstream(u, options.answerMemory));
     for (const upstream of upstreams) {
       const log = this.logger.child({ upstream: upstream.name });
       const breaker = new CircuitBreaker(
@@ -219,18 +226,6 @@ export class HttpUpstreamGateway implements UpstreamGateway {
     let failures = 0;
     // Upstreams that failed this request (no answer, or 5xx): the next attempt prefers others.
     const failedOn = new Set<UpstreamRuntime>();
-    let body: string;
-    try {
-      body = JSON.stringify(call.body);
-    } catch (error) {
-      return {
-        kind: 'error',
-        code: INVALID_BODY,
-        message: `The request body could not be serialized: ${(error as Error).message}.`,
-        upstream: null,
-        attempts,
-      };
-    }
     const tokens = estimateTokens(call.body);
     const unanswered = (): UpstreamResult => ({ kind: 'unanswered', reason: 'deadline', attempts });
 
@@ -244,8 +239,11 @@ export class HttpUpstreamGateway implements UpstreamGateway {
       const { runtime, pass } = chosen;
       let attempt: AttemptResponse | null;
       try {
-        attempt = await this.attempt(runtime, pass, call, model, body, tokens, signals, attempts > 0);
+        attempt = await this.attempt(runtime, pass, call, model, tokens, signals, attempts > 0);
       } catch (error) {
+        if (error instanceof UnserializableBody) {
+          return { kind: 'error', code: INVALID_BODY, message: error.message, upstream: null, attempts };
+        }
         throw withAttempts(error, attempts);
       }
       if (attempt === null) return unanswered();
@@ -314,7 +312,6 @@ export class HttpUpstreamGateway implements UpstreamGateway {
     pass: BreakerPass,
     call: UpstreamCall,
     model: string,
-    body: string,
     tokens: number,
     signals: { send: AbortSignal; wait: AbortSignal },
     retry: boolean,
@@ -343,10 +340,19 @@ export class HttpUpstreamGateway implements UpstreamGateway {
         if (signals.wait.aborted) throw abortError(signals.wait);
         return null;
       }
+      // Serialized only now, for this attempt: the requests waiting for a slot hold their
+      // parsed bodies only, not their JSON text as well.
+      let body: string;
+      try {
+        body = upstreamModel === model ? JSON.stringify(call.body) : withModel(call.body, upstreamModel);
+      } catch (error) {
+        slot.release(null);
+        throw new UnserializableBody(error);
+      }
       try {
         outcome = await transport.send({
           endpoint: call.endpoint,
-          body: upstreamModel === model ? body : withModel(call.body, upstreamModel),
+          body,
           requestId: call.requestId,
           signal: signals.send,
           apiKey: call.credentials?.get(upstream.name),
@@ -408,6 +414,13 @@ export class HttpUpstreamGateway implements UpstreamGateway {
 /** The body as this upstream wants it: `model` renamed when the upstream has an alias for it. */
 function withModel(body: Record<string, unknown>, upstreamModel: string): string {
   return JSON.stringify({ ...body, model: upstreamModel });
+}
+
+/** A request body JSON.stringify refuses (nested too deep): that request's error, sent nowhere. */
+class UnserializableBody extends Error {
+  constructor(cause: unknown) {
+    super(`The request body could not be serialized: ${(cause as Error).message}.`, { cause });
+  }
 }
 
 /** Marks an AbortError with the attempts made so far, so a held call reports them. */

@@ -38,6 +38,22 @@ export interface UpstreamTransport {
   close(): Promise<void>;
 }
 
+/**
+ * Memory for answers being read (a worker-wide ByteBudget): an answer's body is read only
+ * once its room is granted, so however many calls are in flight, the answers in memory at
+ * once stay bounded; the others wait in their sockets (the kernel's buffers, and the
+ * upstream's). Room is given back once the answer is parsed; from there on its output line
+ * is charged while it waits to be recorded (OutcomeBuffer).
+ */
+export interface AnswerMemory {
+  acquire(bytes: number, signal?: AbortSignal): Promise<() => void>;
+}
+
+/** Memory an answer takes while read, per byte: the socket's chunks, their concatenation, the text. */
+export const ANSWER_READ_MEMORY_PER_BYTE = 3;
+/** An answer of unknown length (no content-length) is let in as this many bytes. */
+export const UNKNOWN_ANSWER_BYTES = 64 * 1024;
+
 /** Larger answers are refused rather than buffered (an embeddings batch reply is far smaller). */
 export const MAX_RESPONSE_BYTES = 256 * 1024 * 1024;
 /**
@@ -56,6 +72,13 @@ function flatHeaders(
     out[name] = Array.isArray(value) ? value.join(', ') : value;
   }
   return out;
+}
+
+function answerBytes(contentLength: string | undefined): number {
+  const n = Number(contentLength);
+  return contentLength !== undefined && Number.isSafeInteger(n) && n >= 0
+    ? Math.min(n, MAX_RESPONSE_BYTES)
+    : UNKNOWN_ANSWER_BYTES;
 }
 
 function parseBody(text: string): unknown {
@@ -79,7 +102,10 @@ export class HttpUpstream implements UpstreamTransport {
   readonly #headers: Record<string, string>;
   private readonly paths = new Map<string, string>();
 
-  constructor(private readonly upstream: Upstream) {
+  constructor(
+    private readonly upstream: Upstream,
+    private readonly memory?: AnswerMemory,
+  ) {
     this.#pool = new Pool(upstream.baseUrl.origin, {
       connections: upstream.limits.maxConcurrency,
       pipelining: 1,
@@ -112,15 +138,26 @@ export class HttpUpstream implements UpstreamTransport {
       });
       // undici resolves request() at the headers: this is the time to first byte.
       const firstByteMs = performance.now() - sentAt;
-      const text = redact(await res.body.text());
-      return {
-        kind: 'response',
-        status: res.statusCode,
-        headers: flatHeaders(res.headers),
-        text,
-        body: parseBody(text),
-        firstByteMs,
-      };
+      const answerHeaders = flatHeaders(res.headers);
+      const release = await this.memory
+        ?.acquire(answerBytes(answerHeaders['content-length']) * ANSWER_READ_MEMORY_PER_BYTE, signal)
+        .catch((error: unknown) => {
+          res.body.destroy();
+          throw error;
+        });
+      try {
+        const text = redact(await res.body.text());
+        return {
+          kind: 'response',
+          status: res.statusCode,
+          headers: answerHeaders,
+          text,
+          body: parseBody(text),
+          firstByteMs,
+        };
+      } finally {
+        release?.();
+      }
     } catch (error) {
       if (signal.aborted) throw abortError(signal);
       return this.noAnswer(error, redact);

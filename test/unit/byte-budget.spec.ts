@@ -46,4 +46,22 @@ describe('ByteBudget', () => {
     (await next)();
     expect(budget.inUse).toBe(0);
   });
+
+  it('charges memory already in use at once, over the limit, and makes claims wait until it is given back', async () => {
+    const budget = new ByteBudget(100);
+    const release = budget.charge(150);
+    budget.take(30);
+    expect(budget.inUse).toBe(180);
+    let admitted = false;
+    const waiting = budget.acquire(10).then((r) => ((admitted = true), r));
+    await new Promise((r) => setImmediate(r));
+    expect(admitted).toBe(false);
+    release();
+    release(); // once only
+    expect(budget.inUse).toBe(40); // the 30 still taken, and the waiting 10 let in at once
+    (await waiting)();
+    budget.give(30);
+    expect(admitted).toBe(true);
+    expect(budget.inUse).toBe(0);
+  });
 });

@@ -4,6 +4,8 @@ import {
   UNREADABLE_LINE,
   type ChunkJob,
 } from '../../src/batches/dispatch/chunk-run';
+import { ByteBudget } from '../../src/batches/dispatch/byte-budget';
+import { HELD_MEMORY_PER_BYTE } from '../../src/batches/dispatch/outcome-buffer';
 import type { OutcomeRecorder, RequestOutcome } from '../../src/batches/store/work.repository';
 import { Metrics } from '../../src/observability/metrics';
 import { parseExposition, total } from '../support/prometheus';
@@ -62,11 +64,17 @@ class FakeGateway implements UpstreamGateway {
 
 class FakeRecorder implements OutcomeRecorder {
   readonly rows = new Map<number, RequestOutcome>();
+  /** Each call's outcomes, as [rows, bytes of output]. */
+  readonly flushes: [number, number][] = [];
   failing = false;
   attempts = 0;
+  /** While set, record() waits for it (a slow Postgres). */
+  gate: Promise<void> | null = null;
 
   async record(_batchId: string, outcomes: readonly RequestOutcome[]): Promise<number[]> {
     this.attempts++;
+    this.flushes.push([outcomes.length, outcomes.reduce((n, o) => n + o.output.length, 0)]);
+    if (this.gate) await this.gate;
     if (this.failing) throw new Error('connection refused');
     const added: number[] = [];
     for (const o of outcomes) {
@@ -110,11 +118,12 @@ function start(
   j: ChunkJob,
   options = OPTIONS,
   metrics?: Metrics,
+  answerMemory?: ByteBudget,
 ) {
   const abort = new AbortController();
   const drain = new AbortController();
   const run = new ChunkRun(
-    { gateway, recorder, clock: { now: () => Date.now() }, metrics },
+    { gateway, recorder, clock: { now: () => Date.now() }, metrics, answerMemory },
     j,
     { abort: abort.signal, drain: drain.signal },
     options,
@@ -225,6 +234,76 @@ describe('ChunkRun', () => {
     for (const line of [5, 6]) gateway.answer(line);
     expect(await done).toEqual({ end: 'done', recorded: 6, unanswered: 0 });
     expect(recorder.rows.size).toBe(6);
+  });
+
+  it('records a burst of answers in flushes of at most maxRows outcomes and maxBytes of output', async () => {
+    const gateway = new FakeGateway();
+    const recorder = new FakeRecorder();
+    let release!: () => void;
+    recorder.gate = new Promise((resolve) => (release = resolve));
+    const big = { text: 'x'.repeat(400) };
+    const { done } = start(gateway, recorder, job([1, 2, 3, 4, 5, 6, 7, 8, 9]), {
+      ...OPTIONS,
+      flush: { maxRows: 3, maxBytes: 1000, intervalMs: 5 },
+    });
+    await tick();
+    gateway.answer(1, 200, big); // the first flush starts, and waits on the gate
+    await until(() => recorder.flushes.length === 1, 'the first flush');
+    for (const line of [2, 3, 4, 5, 6, 7, 8, 9]) gateway.answer(line, 200, line % 2 ? big : { ok: line });
+    recorder.gate = null;
+    release();
+    expect(await done).toEqual({ end: 'done', recorded: 9, unanswered: 0 });
+    // Eight answers arrived during the first flush: they went in several, none over a bound
+    // (an output line is about 500 bytes with `big`, about 100 without).
+    expect(recorder.flushes.length).toBeGreaterThanOrEqual(4);
+    for (const [rows, bytes] of recorder.flushes) {
+      expect(rows).toBeLessThanOrEqual(3);
+      expect(rows === 1 || bytes <= 1000).toBe(true);
+    }
+    expect(recorder.flushes.reduce((n, [rows]) => n + rows, 0)).toBe(9);
+  });
+
+  it('charges answer memory for each outcome until it is recorded, and gives it all back', async () => {
+    const gateway = new FakeGateway();
+    const recorder = new FakeRecorder();
+    const memory = new ByteBudget(1 << 20);
+    let release!: () => void;
+    recorder.gate = new Promise((resolve) => (release = resolve));
+    const { done } = start(gateway, recorder, job([1, 2, 3]), OPTIONS, undefined, memory);
+    await tick();
+    for (const line of [1, 2, 3]) gateway.answer(line);
+    await until(() => recorder.flushes.length === 1, 'a flush waiting');
+    const lines = () => [...recorder.rows.values()];
+    expect(lines()).toHaveLength(0);
+    // Held while Postgres is slow: three output lines, at HELD_MEMORY_PER_BYTE each.
+    expect(memory.inUse).toBeGreaterThan(3 * 90 * HELD_MEMORY_PER_BYTE);
+    recorder.gate = null;
+    release();
+    await done;
+    const bytes = lines().reduce((n, o) => n + o.output.length, 0);
+    expect(bytes).toBeGreaterThan(0);
+    expect(memory.inUse).toBe(0);
+  });
+
+  it('gives answer memory back when it gives up recording', async () => {
+    const gateway = new FakeGateway();
+    const recorder = new FakeRecorder();
+    const memory = new ByteBudget(1 << 20);
+    recorder.failing = true;
+    const { done } = start(
+      gateway,
+      recorder,
+      job([1, 2, 3]),
+      { ...OPTIONS, recordRetry: { baseMs: 1, maxMs: 2, giveUpAfterMs: 30 } },
+      undefined,
+      memory,
+    );
+    await tick();
+    gateway.answer(1);
+    gateway.answer(2);
+    await until(() => memory.inUse > 0, 'answers charged');
+    await expect(done).rejects.toThrow(/could not record outcomes/);
+    expect(memory.inUse).toBe(0);
   });
 
   it('gives up past its bound, failing the chunk so it is retried', async () => {

@@ -287,6 +287,24 @@ describe('upstream gateway', () => {
       });
     });
 
+    it("makes a body JSON cannot express that request's error: sent nowhere, its slot given back", async () => {
+      const gateway = single({}, { limits: { maxConcurrency: 1 } });
+      // Deeper than JSON.stringify walks (a parsed input line never is; validation caps depth).
+      let deep: Record<string, unknown> = {};
+      for (let i = 0; i < 100_000; i++) deep = { deep };
+      const result = await gateway.call(callOf({ body: chat('hi', { metadata: deep }) }));
+      expect(result).toMatchObject({
+        kind: 'error',
+        code: 'invalid_request_body',
+        upstream: null,
+        attempts: 0,
+        message: expect.stringMatching(/could not be serialized/),
+      });
+      expect(simA.stats().totalRequests).toBe(0);
+      // The one slot is free again: the next request goes straight through.
+      expect(httpResult(await gateway.call(callOf())).status).toBe(200);
+    });
+
     it('returns the last error once the attempt budget is spent, counting earlier runs', async () => {
       // A high breaker threshold keeps the circuit closed: this is about the budget alone.
       const gateway = single({ maxAttempts: 3, breakerThreshold: 100 });

@@ -1,8 +1,9 @@
 /**
  * A worker-wide budget of bytes held in memory, first come first served: the chunk activities
- * of every batch on a worker share it, so the input bytes in memory at once stay bounded
- * whatever the number of batches, windows and activity slots. A claim larger than the whole
- * budget is let in alone (when nothing else is held), so it can never wait forever.
+ * of every batch on a worker share one (their input), the answers being read and waiting to
+ * be recorded share another, so what is in memory at once stays bounded whatever the number
+ * of batches, windows and activity slots. A claim larger than the whole budget is let in
+ * alone (when nothing else is held), so it can never wait forever.
  */
 export class ByteBudget {
   private used = 0;
@@ -21,16 +22,7 @@ export class ByteBudget {
   /** Waits until `bytes` fit; resolves with the function that gives them back. */
   acquire(bytes: number, signal?: AbortSignal): Promise<() => void> {
     return new Promise((resolve, reject) => {
-      const grant = (): void => {
-        this.used += bytes;
-        let released = false;
-        resolve(() => {
-          if (released) return;
-          released = true;
-          this.used -= bytes;
-          this.admit();
-        });
-      };
+      const grant = (): void => resolve(this.charge(bytes));
       if (this.waiting.length === 0 && this.fits(bytes)) {
         grant();
         return;
@@ -51,6 +43,31 @@ export class ByteBudget {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiting.push(entry);
     });
+  }
+
+  /**
+   * Takes `bytes` at once, over the limit if need be, for memory already in use that cannot
+   * wait (an answer already read): later claims then wait until it is given back.
+   */
+  charge(bytes: number): () => void {
+    this.take(bytes);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.give(bytes);
+    };
+  }
+
+  /** charge() without its once-only release, for a holder that counts what it holds itself. */
+  take(bytes: number): void {
+    this.used += bytes;
+  }
+
+  /** Gives back `bytes` taken earlier; whoever waits and now fits is let in. */
+  give(bytes: number): void {
+    this.used -= bytes;
+    this.admit();
   }
 
   private fits(bytes: number): boolean {

@@ -5,6 +5,7 @@ import type { Secret } from '../../upstreams/secret';
 import type { UpstreamGateway, UpstreamResult } from '../../upstreams/upstream-gateway';
 import { errorLine, outcomeLine, type FinalResult } from '../finalize/output-lines';
 import type { OutcomeRecorder, RequestOutcome } from '../store/work.repository';
+import type { ByteBudget } from './byte-budget';
 import type { ChunkRequest, UnreadableLine } from './chunk-reader';
 import { OutcomeBuffer, realSleep, type FlushPolicy, type RecordRetry, type Sleep } from './outcome-buffer';
 
@@ -64,6 +65,8 @@ export interface ChunkRunDeps {
   sleep?: Sleep;
   /** Counts each request once its outcome is recorded; none made without it. */
   metrics?: Metrics;
+  /** The worker's answer memory: outcomes are charged to it until recorded (OutcomeBuffer). */
+  answerMemory?: ByteBudget;
 }
 
 export type ChunkEnd = 'done' | 'aborted' | 'drained';
@@ -101,20 +104,21 @@ export class ChunkRun {
   ) {
     this.attempts = { ...job.attempts };
     this.signal = AbortSignal.any([control.abort, this.internalAbort.signal]);
-    this.buffer = new OutcomeBuffer(
-      job.batchId,
-      deps.recorder,
-      options.flush,
-      options.recordRetry,
-      deps.clock,
-      deps.sleep ?? realSleep,
-      (healthy) => (healthy ? this.resume() : this.hold.abort()),
-      (fatal) => {
+    this.buffer = new OutcomeBuffer({
+      batchId: job.batchId,
+      recorder: deps.recorder,
+      policy: options.flush,
+      retry: options.recordRetry,
+      clock: deps.clock,
+      sleep: deps.sleep ?? realSleep,
+      memory: deps.answerMemory,
+      onHealth: (healthy) => (healthy ? this.resume() : this.hold.abort()),
+      onFatal: (fatal) => {
         this.internalAbort.abort(fatal);
         this.maybeFinish();
       },
-      (recorded) => deps.metrics?.recordedRequests(job.endpoint, job.model ?? null, recorded),
-    );
+      onRecorded: (recorded) => deps.metrics?.recordedRequests(job.endpoint, job.model ?? null, recorded),
+    });
   }
 
   /** Outcomes waiting to be recorded (for tests and metrics). */

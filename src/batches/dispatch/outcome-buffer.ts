@@ -1,6 +1,7 @@
 import { InfrastructureFault } from '../../common/failures';
 import type { Clock } from '../../upstreams/clock';
 import type { OutcomeRecorder, RequestOutcome } from '../store/work.repository';
+import type { ByteBudget } from './byte-budget';
 
 export interface FlushPolicy {
   /** Record once this many outcomes wait... */
@@ -21,36 +22,71 @@ export interface RecordRetry {
 
 export type Sleep = (ms: number) => Promise<void>;
 
+/**
+ * Memory an outcome takes until it is recorded, per byte of its output line: the line itself,
+ * and while it is sent pg's escaped array text and the message it writes to the socket.
+ */
+export const HELD_MEMORY_PER_BYTE = 3;
+
+export interface OutcomeBufferOptions {
+  batchId: string;
+  recorder: OutcomeRecorder;
+  policy: FlushPolicy;
+  retry: RecordRetry;
+  clock: Clock;
+  sleep: Sleep;
+  /**
+   * The worker's answer memory (src/upstreams/http-upstream.ts): outcomes are charged to it
+   * until recorded, so while Postgres is slow or down, answers stop being read rather than
+   * piling up here.
+   */
+  memory?: ByteBudget;
+  /** false at the first failed flush (the chunk then holds its requests), true once one succeeds again. */
+  onHealth: (healthy: boolean) => void;
+  /** Once, past `retry.giveUpAfterMs` of failure; nothing more is attempted. */
+  onFatal: (error: InfrastructureFault) => void;
+  /** The outcomes a flush recorded (new rows only: each outcome is reported once). */
+  onRecorded?: (outcomes: readonly RequestOutcome[]) => void;
+}
+
 export const realSleep: Sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Outcomes on their way to Postgres. One flush at a time, in arrival order; a failed flush is
- * retried with backoff, never dropped: its outcomes stay at the head of the queue and later
- * answers queue behind them. `onHealth(false)` fires at the first failure (the chunk then
- * holds its requests) and `onHealth(true)` once a flush succeeds again; past
- * `giveUpAfterMs` of failure, `onFatal` fires once and nothing more is attempted.
+ * Outcomes on their way to Postgres. One flush at a time, in arrival order, each of at most
+ * `policy.maxRows` outcomes and `policy.maxBytes` of output (or one outcome larger than
+ * that), so a burst of answers never becomes one huge statement. A failed flush is retried
+ * with backoff, never dropped: its outcomes stay at the head of the queue and later answers
+ * queue behind them. `onHealth(false)` fires at the first failure (the chunk then holds its
+ * requests) and `onHealth(true)` once a flush succeeds again; past `giveUpAfterMs` of
+ * failure, `onFatal` fires once and nothing more is attempted.
  */
 export class OutcomeBuffer {
   private pending: RequestOutcome[] = [];
   private pendingBytes = 0;
+  /** Memory charged for outcomes not yet recorded (pending or being flushed). */
+  private charged = 0;
   private firstPendingAt: number | null = null;
   private loop: Promise<void> | null = null;
   private failingSince: number | null = null;
   private fatalError: InfrastructureFault | null = null;
+  private readonly batchId: string;
+  private readonly recorder: OutcomeRecorder;
+  private readonly policy: FlushPolicy;
+  private readonly retry: RecordRetry;
+  private readonly clock: Clock;
+  private readonly sleep: Sleep;
   recorded = 0;
 
-  constructor(
-    private readonly batchId: string,
-    private readonly recorder: OutcomeRecorder,
-    private readonly policy: FlushPolicy,
-    private readonly retry: RecordRetry,
-    private readonly clock: Clock,
-    private readonly sleep: Sleep,
-    private readonly onHealth: (healthy: boolean) => void,
-    private readonly onFatal: (error: InfrastructureFault) => void,
-    /** The outcomes a flush recorded (new rows only: each outcome is reported once). */
-    private readonly onRecorded: (outcomes: readonly RequestOutcome[]) => void = () => undefined,
-  ) {}
+  constructor(private readonly options: OutcomeBufferOptions) {
+    ({
+      batchId: this.batchId,
+      recorder: this.recorder,
+      policy: this.policy,
+      retry: this.retry,
+      clock: this.clock,
+      sleep: this.sleep,
+    } = options);
+  }
 
   get size(): number {
     return this.pending.length;
@@ -63,6 +99,12 @@ export class OutcomeBuffer {
   add(outcome: RequestOutcome): void {
     this.pending.push(outcome);
     this.pendingBytes += outcome.output.length;
+    if (!this.fatalError) {
+      // Given back once recorded (or when the buffer gives up, and nothing more is recorded).
+      const charge = outcome.output.length * HELD_MEMORY_PER_BYTE;
+      this.charged += charge;
+      this.options.memory?.take(charge);
+    }
     this.firstPendingAt ??= this.clock.now();
     if (this.pending.length >= this.policy.maxRows || this.pendingBytes >= this.policy.maxBytes) this.kick();
   }
@@ -86,12 +128,14 @@ export class OutcomeBuffer {
 
   private reportRecorded(batch: RequestOutcome[], lines: readonly number[]): void {
     if (lines.length === 0) return;
+    const onRecorded = this.options.onRecorded;
+    if (!onRecorded) return;
     if (lines.length === batch.length) {
-      this.onRecorded(batch);
+      onRecorded(batch);
       return;
     }
     const added = new Set(lines);
-    this.onRecorded(batch.filter((o) => added.has(o.line)));
+    onRecorded(batch.filter((o) => added.has(o.line)));
   }
 
   private kick(): void {
@@ -102,18 +146,17 @@ export class OutcomeBuffer {
   private async run(): Promise<void> {
     let delay = this.retry.baseMs;
     while (this.pending.length > 0 && !this.fatalError) {
-      const batch = this.pending;
-      const bytes = this.pendingBytes;
-      this.pending = [];
-      this.pendingBytes = 0;
-      this.firstPendingAt = null;
+      const batch = this.takeHead();
+      let bytes = 0;
+      for (const outcome of batch) bytes += outcome.output.length;
       try {
         const lines = await this.recorder.record(this.batchId, batch);
         this.recorded += lines.length;
+        this.uncharge(bytes * HELD_MEMORY_PER_BYTE);
         this.reportRecorded(batch, lines);
         if (this.failingSince !== null) {
           this.failingSince = null;
-          this.onHealth(true);
+          this.options.onHealth(true);
         }
         delay = this.retry.baseMs;
         // Stop after one flush unless enough arrived meanwhile for another.
@@ -126,19 +169,47 @@ export class OutcomeBuffer {
         const now = this.clock.now();
         if (this.failingSince === null) {
           this.failingSince = now;
-          this.onHealth(false);
+          this.options.onHealth(false);
         }
         if (now - this.failingSince >= this.retry.giveUpAfterMs) {
           this.fatalError = new InfrastructureFault(
             `could not record outcomes for ${Math.round((now - this.failingSince) / 1000)} s: ${(error as Error).message}`,
             { cause: error },
           );
-          this.onFatal(this.fatalError);
+          // Nothing more is recorded: what this buffer held is the chunk's to drop.
+          this.uncharge(this.charged);
+          this.options.onFatal(this.fatalError);
           return;
         }
         await this.sleep(delay);
         delay = Math.min(this.retry.maxMs, delay * 2);
       }
     }
+  }
+
+  /** The oldest outcomes, up to one flush's rows and bytes (at least one), off the queue. */
+  private takeHead(): RequestOutcome[] {
+    let n = 0;
+    let bytes = 0;
+    while (
+      n < this.pending.length &&
+      n < this.policy.maxRows &&
+      (n === 0 || bytes + this.pending[n].output.length <= this.policy.maxBytes)
+    ) {
+      bytes += this.pending[n].output.length;
+      n++;
+    }
+    const head = n === this.pending.length ? this.pending : this.pending.slice(0, n);
+    this.pending = n === this.pending.length ? [] : this.pending.slice(n);
+    this.pendingBytes -= bytes;
+    // What stays has waited since before this flush: it keeps its place in time.
+    if (this.pending.length === 0) this.firstPendingAt = null;
+    return head;
+  }
+
+  private uncharge(bytes: number): void {
+    if (bytes === 0) return;
+    this.charged -= bytes;
+    this.options.memory?.give(bytes);
   }
 }
