@@ -154,10 +154,12 @@ export async function startBarge(options: BargeInstanceOptions, apiKey: string):
           `--cpu-prof-name=${options.name}-${what}.cpuprofile`,
         ]
       : [];
+  const workerNodeOptions = options.settings.workerNodeOptions;
+  const workerEnv = workerNodeOptions ? { ...env, NODE_OPTIONS: workerNodeOptions } : env;
   const worker = startNode(
     join(options.root, 'dist', 'src', 'worker.js'),
     [],
-    env,
+    workerEnv,
     log('worker'),
     profile('worker'),
   );
@@ -213,12 +215,16 @@ async function download(client: OpenAI, fileId: string | null | undefined): Prom
   return await response.text();
 }
 
-/** Uploads the lines, runs them as one batch to a terminal state (cancelling at the deadline), downloads both files. */
+/**
+ * Uploads the lines, runs them as one batch to a terminal state (cancelling at the deadline),
+ * downloads both files. Fails at once if one of `processes` (Barge's API and worker) exits.
+ */
 export async function runBatch(
   client: OpenAI,
   { jsonl, endpoint }: Pick<Workload, 'jsonl' | 'endpoint'>,
   name: string,
   timeoutMs: number,
+  processes: Started[] = [],
 ): Promise<BatchRun> {
   const t0 = performance.now();
   const file = await client.files.create({ file: await toFile(jsonl, `${name}.jsonl`), purpose: 'batch' });
@@ -235,6 +241,11 @@ export async function runBatch(
   let tFinalizing: number | undefined;
   while (!TERMINAL.has(batch.status)) {
     await new Promise((resolve) => setTimeout(resolve, pollDelay(performance.now() - tUploaded)));
+    const gone = processes.find((p) => p.child.exitCode !== null || p.child.signalCode !== null);
+    if (gone) {
+      const how = gone.child.signalCode ?? `code ${gone.child.exitCode}`;
+      throw new Error(`${gone.child.spawnargs.slice(1).join(' ')} exited (${how}) during batch ${batch.id}`);
+    }
     batch = await client.batches.retrieve(batch.id);
     polls++;
     const now = performance.now();

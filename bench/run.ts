@@ -242,7 +242,7 @@ async function bargeRun(
     if (warmup > 0 && !scenario.congestion) {
       const started = performance.now();
       const lines = buildWorkload(`${name}-warmup`, warmup, { kind: 'fixed', ms: 0 });
-      const run = await runBatch(barge.client, lines, `${name}-warmup`, timeoutMs);
+      const run = await runBatch(barge.client, lines, `${name}-warmup`, timeoutMs, [barge.api, barge.worker]);
       if (run.status !== 'completed') throw new Error(`warm-up batch ended ${run.status}`);
       warmupSeconds = (performance.now() - started) / 1000;
     }
@@ -257,7 +257,7 @@ async function bargeRun(
       simulator: sim.pid,
     };
     const cpuBefore = Object.fromEntries(Object.entries(trees).map(([k, pid]) => [k, treeCpuSeconds(pid)]));
-    const run = await runBatch(barge.client, workload, name, timeoutMs);
+    const run = await runBatch(barge.client, workload, name, timeoutMs, [barge.api, barge.worker]);
     const cpuSeconds = Object.fromEntries(
       Object.entries(trees).map(([k, pid]) => [k, treeCpuSeconds(pid) - cpuBefore[k]]),
     );

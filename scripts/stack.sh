@@ -350,7 +350,12 @@ start_supervised_node() {
     return
   fi
   [[ -n "$port" ]] && require_free_port "$name" "$port"
-  (load_env; spawn_supervised "$name" "$entry" node --enable-source-maps "$ROOT/$entry" "$@") || true
+  (
+    load_env
+    # The worker's own Node options (e.g. --max-old-space-size=256; docs/operations.md).
+    if [[ "$name" == worker && -n "${BARGE_WORKER_NODE_OPTIONS:-}" ]]; then export NODE_OPTIONS="$BARGE_WORKER_NODE_OPTIONS"; fi
+    spawn_supervised "$name" "$entry" node --enable-source-maps "$ROOT/$entry" "$@"
+  ) || true
 }
 
 build() {
