@@ -53,8 +53,8 @@ export const realSleep: Sleep = (ms) => new Promise((resolve) => setTimeout(reso
 
 /**
  * Outcomes on their way to Postgres. One flush at a time, in arrival order, each of at most
- * `policy.maxRows` outcomes and `policy.maxBytes` of output (or one outcome larger than
- * that), so a burst of answers never becomes one huge statement. A failed flush is retried
+ * `policy.maxBytes` of output (or one outcome larger than that), so a burst of large answers
+ * never becomes one huge statement. A failed flush is retried
  * with backoff, never dropped: its outcomes stay at the head of the queue and later answers
  * queue behind them. `onHealth(false)` fires at the first failure (the chunk then holds its
  * requests) and `onHealth(true)` once a flush succeeds again; past `giveUpAfterMs` of
@@ -187,13 +187,14 @@ export class OutcomeBuffer {
     }
   }
 
-  /** The oldest outcomes, up to one flush's rows and bytes (at least one), off the queue. */
+  /** The oldest outcomes, up to one flush's bytes (at least one), off the queue. */
   private takeHead(): RequestOutcome[] {
     let n = 0;
     let bytes = 0;
+    // Bounded by bytes, not rows: many small outcomes go in one statement, as before (each
+    // statement also moves the batch's counters, on one row every chunk of the batch updates).
     while (
       n < this.pending.length &&
-      n < this.policy.maxRows &&
       (n === 0 || bytes + this.pending[n].output.length <= this.policy.maxBytes)
     ) {
       bytes += this.pending[n].output.length;
