@@ -251,13 +251,26 @@ export function stackPids(): StackPids {
  * check that the stack's API and worker are the very processes they were (a crash would show
  * as a new pid: the supervisor restarts what dies).
  */
-export function hostileSuite(prefix: string): { tenant: () => TestTenant; client: () => OpenAI } {
+export function hostileSuite(prefix: string): {
+  tenant: () => TestTenant;
+  client: () => OpenAI;
+  ready: () => Promise<TestTenant>;
+} {
   let tenant: TestTenant | undefined;
   let client: OpenAI | undefined;
   let before: StackPids | undefined;
+  let setup: Promise<TestTenant> | undefined;
+  // Made once, by the first to ask: the beforeAll below, or a concurrent case (Jest starts those
+  // before any describe-level beforeAll). The pids are read first, before any case sends anything.
+  const ready = (): Promise<TestTenant> => {
+    if (!setup) {
+      before = stackPids();
+      setup = createTenant(uniqueTenant(`hostile-${prefix}`));
+    }
+    return setup;
+  };
   beforeAll(async () => {
-    before = stackPids();
-    tenant = await createTenant(uniqueTenant(`hostile-${prefix}`));
+    tenant = await ready();
     client = openaiFor(tenant.key, { maxRetries: 0 });
   });
   afterEach(() => {
@@ -268,6 +281,7 @@ export function hostileSuite(prefix: string): { tenant: () => TestTenant; client
   return {
     tenant: () => tenant!,
     client: () => client!,
+    ready,
   };
 }
 
