@@ -199,33 +199,6 @@ describe('batches end to end', () => {
     });
   });
 
-  it('expires at the end of the completion window, keeping what finished', async () => {
-    const lines = Array.from({ length: 30 }, (_, i) =>
-      chatLine(`exp-${i}`, i < 3 ? {} : { simulate: { latency_ms: 120_000 } }),
-    );
-    // The test stack allows a 20s window (BARGE_COMPLETION_WINDOWS); production offers 24h and 48h.
-    const created = await submitBatch(client, lines, { completion_window: '20s' as never });
-    expect(created.expires_at! - created.created_at).toBe(20);
-    const batch = await waitForStatus(
-      client,
-      created.id,
-      ['expired', 'completed', 'failed', 'cancelled'],
-      60_000,
-    );
-    expect(batch.status).toBe('expired');
-    expect(batch.expired_at).toEqual(expect.any(Number));
-    const { output, errors, ids, duplicates } = await results(client, batch);
-    expect(duplicates).toEqual([]);
-    expect(ids.size).toBe(30);
-    expect(output.map((l) => l.custom_id).sort()).toEqual(['exp-0', 'exp-1', 'exp-2']);
-    for (const line of errors) {
-      expect(line.error).toEqual({
-        code: 'batch_expired',
-        message: 'This request could not be executed before the completion window expired.',
-      });
-    }
-  });
-
   it('retries transient upstream faults durably and reports permanent ones with the upstream status', async () => {
     const lines = [
       chatLine('flaky-429', { simulate: { fail_times: 2, fail_status: 429, retry_after_ms: 100 } }),
@@ -279,6 +252,37 @@ describe('batches end to end', () => {
     expect(ids.size).toBe(n);
     expect(errors).toHaveLength(10);
   }, 240_000);
+
+  // Concurrent with the cases above (it mostly waits out its window), so it comes last: Jest
+  // starts it at once and awaits it in file order. A tenant of its own, made here: it starts
+  // before the beforeAll above, and the listing case must see only its own batches.
+  it.concurrent('expires at the end of the completion window, keeping what finished', async () => {
+    const client = openaiFor(await createTenantKey(`batches-e2e-expiry-${Date.now()}`));
+    const lines = Array.from({ length: 30 }, (_, i) =>
+      chatLine(`exp-${i}`, i < 3 ? {} : { simulate: { latency_ms: 120_000 } }),
+    );
+    // The test stack allows a 20s window (BARGE_COMPLETION_WINDOWS); production offers 24h and 48h.
+    const created = await submitBatch(client, lines, { completion_window: '20s' as never });
+    expect(created.expires_at! - created.created_at).toBe(20);
+    const batch = await waitForStatus(
+      client,
+      created.id,
+      ['expired', 'completed', 'failed', 'cancelled'],
+      60_000,
+    );
+    expect(batch.status).toBe('expired');
+    expect(batch.expired_at).toEqual(expect.any(Number));
+    const { output, errors, ids, duplicates } = await results(client, batch);
+    expect(duplicates).toEqual([]);
+    expect(ids.size).toBe(30);
+    expect(output.map((l) => l.custom_id).sort()).toEqual(['exp-0', 'exp-1', 'exp-2']);
+    for (const line of errors) {
+      expect(line.error).toEqual({
+        code: 'batch_expired',
+        message: 'This request could not be executed before the completion window expired.',
+      });
+    }
+  });
 });
 
 async function waitForCompleted(client: OpenAI, id: string, atLeast: number): Promise<void> {

@@ -21,6 +21,10 @@ import {
  * events to receivers on 127.0.0.1, and the receivers verify them with the openai package and
  * the standardwebhooks library. The test profile retries after 1 s, doubling up to 4 s, and
  * gives up after 20 s (scripts/stack.sh), so outages and give-ups happen in seconds.
+ *
+ * The cases that wait on the clock (expiry, retries, giving up) run concurrently, each as a
+ * tenant of its own (so no case sees another's endpoints, batches or deliveries). Jest starts
+ * concurrent cases before any describe-level beforeAll, so those cases set up their own.
  */
 
 interface EventBody {
@@ -52,6 +56,10 @@ describe('webhooks', () => {
     const r = await new Receiver().start();
     receivers.push(r);
     return r;
+  };
+  const ownTenant = async (name: string) => {
+    const own = (await createTenant(uniqueTenant(name))).key;
+    return { key: own, client: openaiFor(own) };
   };
 
   beforeAll(async () => {
@@ -138,121 +146,136 @@ describe('webhooks', () => {
     expect(thinHook.about(batch.id)).toHaveLength(1);
   });
 
-  it('sends batch.failed, batch.cancelled and batch.expired, and one event when the reconciler ends a batch', async () => {
-    const hook = await receiver();
-    const endpoint = await createEndpoint(key, {
-      url: hook.url,
-      event_types: ['batch.failed', 'batch.cancelled', 'batch.expired'],
-    });
-    const slow = (id: string) => chatLine(id, { simulate: { latency_ms: 60_000 } });
+  it.concurrent(
+    'sends batch.failed, batch.cancelled and batch.expired, and one event when the reconciler ends a batch',
+    async () => {
+      const { key, client } = await ownTenant('webhooks-ends');
+      const hook = await receiver();
+      const endpoint = await createEndpoint(key, {
+        url: hook.url,
+        event_types: ['batch.failed', 'batch.cancelled', 'batch.expired'],
+      });
+      const slow = (id: string) => chatLine(id, { simulate: { latency_ms: 60_000 } });
 
-    // A broken line fails the batch at validation (the upload checks only the first line).
-    const invalid = await submitBatch(client, [chatLine('ok'), '{"custom_id": "broken"']);
-    const cancelled = await submitBatch(client, [slow('c1'), slow('c2')]);
-    const expired = await submitBatch(client, [slow('e1')], { completion_window: '20s' as never });
-    const terminated = await submitBatch(client, [slow('t1')]);
+      // A broken line fails the batch at validation (the upload checks only the first line).
+      const invalid = await submitBatch(client, [chatLine('ok'), '{"custom_id": "broken"']);
+      const cancelled = await submitBatch(client, [slow('c1'), slow('c2')]);
+      const expired = await submitBatch(client, [slow('e1')], { completion_window: '20s' as never });
+      const terminated = await submitBatch(client, [slow('t1')]);
 
-    await waitForStatus(client, cancelled.id, ['in_progress']);
-    await client.batches.cancel(cancelled.id);
-    // Terminated from the outside (as from the Web UI): the reconciler ends it `failed`.
-    await waitForStatus(client, terminated.id, ['in_progress']);
-    const connection = await Connection.connect({ address: stackConfig().temporal.address });
-    try {
-      await new Client({ connection }).workflow.getHandle(terminated.id).terminate('test: workflow gone');
-    } finally {
-      await connection.close();
-    }
+      await waitForStatus(client, cancelled.id, ['in_progress']);
+      await client.batches.cancel(cancelled.id);
+      // Terminated from the outside (as from the Web UI): the reconciler ends it `failed`.
+      await waitForStatus(client, terminated.id, ['in_progress']);
+      const connection = await Connection.connect({ address: stackConfig().temporal.address });
+      try {
+        await new Client({ connection }).workflow.getHandle(terminated.id).terminate('test: workflow gone');
+      } finally {
+        await connection.close();
+      }
 
-    const ends = {
-      [invalid.id]: 'batch.failed',
-      [cancelled.id]: 'batch.cancelled',
-      [expired.id]: 'batch.expired',
-      [terminated.id]: 'batch.failed',
-    };
-    await waitFor(
-      'four events',
-      async () => Object.keys(ends).every((id) => hook.about(id).length > 0),
-      60_000,
-    );
-    for (const [id, type] of Object.entries(ends)) {
-      const [event] = await Promise.all(hook.about(id).map((h) => verified(client, h, endpoint.secret!)));
-      expect(event).toMatchObject({ type, data: { id } });
-      expect(await eventsOf(id)).toEqual([{ id: event.id, type }]);
-    }
-  }, 90_000);
+      const ends = {
+        [invalid.id]: 'batch.failed',
+        [cancelled.id]: 'batch.cancelled',
+        [expired.id]: 'batch.expired',
+        [terminated.id]: 'batch.failed',
+      };
+      await waitFor(
+        'four events',
+        async () => Object.keys(ends).every((id) => hook.about(id).length > 0),
+        60_000,
+      );
+      for (const [id, type] of Object.entries(ends)) {
+        const [event] = await Promise.all(hook.about(id).map((h) => verified(client, h, endpoint.secret!)));
+        expect(event).toMatchObject({ type, data: { id } });
+        expect(await eventsOf(id)).toEqual([{ id: event.id, type }]);
+      }
+    },
+    90_000,
+  );
 
-  it('re-delivers, with the same event id, after the receiver was down', async () => {
-    const hook = await receiver();
-    const endpoint = await createEndpoint(key, { url: hook.url, event_types: ['batch.completed'] });
-    await hook.stop();
-    const created = await submitBatch(client, [chatLine('outage')]);
-    await waitForStatus(client, created.id, ['completed']);
+  it.concurrent(
+    're-delivers, with the same event id, after the receiver was down',
+    async () => {
+      const { key, client } = await ownTenant('webhooks-outage');
+      const hook = await receiver();
+      const endpoint = await createEndpoint(key, { url: hook.url, event_types: ['batch.completed'] });
+      await hook.stop();
+      const created = await submitBatch(client, [chatLine('outage')]);
+      await waitForStatus(client, created.id, ['completed']);
 
-    // The receiver stays down while attempts fail (connection refused), retried with backoff.
-    const failed = await waitFor(
-      'three failed attempts',
-      async () => {
-        const log = await deliveries(key, endpoint.id);
-        return log.filter((d) => d.status === 'failed').length >= 3 && log;
-      },
-      20_000,
-    );
-    expect(failed.every((d) => d.error !== null && d.next_attempt_at !== null)).toBe(true);
-    expect(new Set(failed.map((d) => d.event_id)).size).toBe(1);
-    await hook.start(); // the same port again
+      // The receiver stays down while attempts fail (connection refused), retried with backoff.
+      const failed = await waitFor(
+        'three failed attempts',
+        async () => {
+          const log = await deliveries(key, endpoint.id);
+          return log.filter((d) => d.status === 'failed').length >= 3 && log;
+        },
+        20_000,
+      );
+      expect(failed.every((d) => d.error !== null && d.next_attempt_at !== null)).toBe(true);
+      expect(new Set(failed.map((d) => d.event_id)).size).toBe(1);
+      await hook.start(); // the same port again
 
-    await waitFor('the webhook', async () => hook.about(created.id).length > 0, 20_000);
-    const event = await verified(client, hook.about(created.id)[0], endpoint.secret!);
-    expect(event.id).toBe(failed[0].event_id);
-    const log = (await deliveries(key, endpoint.id)).reverse();
-    expect(log.map((d) => d.attempt)).toEqual(log.map((_, i) => i + 1));
-    expect(log[log.length - 1]).toMatchObject({
-      status: 'succeeded',
-      event_id: event.id,
-      response_status_code: 200,
-    });
-    expect(log.slice(0, -1).every((d) => d.status === 'failed')).toBe(true);
-  }, 60_000);
+      await waitFor('the webhook', async () => hook.about(created.id).length > 0, 20_000);
+      const event = await verified(client, hook.about(created.id)[0], endpoint.secret!);
+      expect(event.id).toBe(failed[0].event_id);
+      const log = (await deliveries(key, endpoint.id)).reverse();
+      expect(log.map((d) => d.attempt)).toEqual(log.map((_, i) => i + 1));
+      expect(log[log.length - 1]).toMatchObject({
+        status: 'succeeded',
+        event_id: event.id,
+        response_status_code: 200,
+      });
+      expect(log.slice(0, -1).every((d) => d.status === 'failed')).toBe(true);
+    },
+    60_000,
+  );
 
-  it('disables an endpoint that kept failing until the retries ran out, and says so', async () => {
-    const hook = await receiver();
-    hook.status = 500;
-    const endpoint = await createEndpoint(key, { url: hook.url, event_types: ['batch.completed'] });
-    const created = await submitBatch(client, [chatLine('always-500')]);
-    await waitForStatus(client, created.id, ['completed']);
+  it.concurrent(
+    'disables an endpoint that kept failing until the retries ran out, and says so',
+    async () => {
+      const { key, client } = await ownTenant('webhooks-give-up');
+      const hook = await receiver();
+      hook.status = 500;
+      const endpoint = await createEndpoint(key, { url: hook.url, event_types: ['batch.completed'] });
+      const created = await submitBatch(client, [chatLine('always-500')]);
+      await waitForStatus(client, created.id, ['completed']);
 
-    const disabled = await waitFor(
-      'the endpoint disabled',
-      async () => {
-        const got = await api<EndpointObject>(key, 'GET', `/v1/webhook_endpoints/${endpoint.id}`);
-        return got.body.status === 'disabled' && got.body;
-      },
-      45_000,
-    );
-    expect(disabled.disabled_reason).toMatch(
-      /Disabled after \d+ failed attempts .* with no successful delivery/,
-    );
-    const log: DeliveryObject[] = await deliveries(key, endpoint.id);
-    expect(log.length).toBeGreaterThanOrEqual(4);
-    expect(log.every((d) => d.status === 'failed' && d.response_status_code === 500)).toBe(true);
-    expect(hook.about(created.id).length).toBe(log.length);
-    // The last attempt announced no further one.
-    expect(log[0].next_attempt_at).toBeNull();
+      const disabled = await waitFor(
+        'the endpoint disabled',
+        async () => {
+          const got = await api<EndpointObject>(key, 'GET', `/v1/webhook_endpoints/${endpoint.id}`);
+          return got.body.status === 'disabled' && got.body;
+        },
+        45_000,
+      );
+      expect(disabled.disabled_reason).toMatch(
+        /Disabled after \d+ failed attempts .* with no successful delivery/,
+      );
+      const log: DeliveryObject[] = await deliveries(key, endpoint.id);
+      expect(log.length).toBeGreaterThanOrEqual(4);
+      expect(log.every((d) => d.status === 'failed' && d.response_status_code === 500)).toBe(true);
+      expect(hook.about(created.id).length).toBe(log.length);
+      // The last attempt announced no further one.
+      expect(log[0].next_attempt_at).toBeNull();
 
-    // Fixed and enabled again: a test event goes through.
-    hook.status = 204;
-    const enabled = await api<EndpointObject>(key, 'POST', `/v1/webhook_endpoints/${endpoint.id}`, {
-      status: 'enabled',
-    });
-    expect(enabled.body).toMatchObject({ status: 'enabled', disabled_reason: null });
-    const test = await api<{ ok: boolean; response_status_code: number }>(
-      key,
-      'POST',
-      `/v1/webhook_endpoints/${endpoint.id}/test`,
-      {},
-    );
-    expect(test.body).toMatchObject({ ok: true, response_status_code: 204 });
-  }, 60_000);
+      // Fixed and enabled again: a test event goes through.
+      hook.status = 204;
+      const enabled = await api<EndpointObject>(key, 'POST', `/v1/webhook_endpoints/${endpoint.id}`, {
+        status: 'enabled',
+      });
+      expect(enabled.body).toMatchObject({ status: 'enabled', disabled_reason: null });
+      const test = await api<{ ok: boolean; response_status_code: number }>(
+        key,
+        'POST',
+        `/v1/webhook_endpoints/${endpoint.id}/test`,
+        {},
+      );
+      expect(test.body).toMatchObject({ ok: true, response_status_code: 204 });
+    },
+    60_000,
+  );
 
   it('rotates the secret, optionally keeping the old one valid for a day', async () => {
     const hook = await receiver();

@@ -72,18 +72,32 @@ export interface RawResult {
 
 /**
  * Writes `parts` to a fresh TCP connection to the API (pausing `gapMs` between them), then
- * reads until the server closes or `waitMs` passes. For bytes no HTTP client would send.
+ * reads until the server closes, `waitMs` passes or `responses` complete responses arrived.
+ * For bytes no HTTP client would send.
  */
 export async function rawExchange(
   parts: (string | Buffer)[],
-  options: { baseUrl?: string; gapMs?: number; waitMs?: number; endAfterWrite?: boolean } = {},
+  options: {
+    baseUrl?: string;
+    gapMs?: number;
+    waitMs?: number;
+    endAfterWrite?: boolean;
+    /** Stop waiting once this many complete responses arrived (for a server that keeps the connection open). */
+    responses?: number;
+  } = {},
 ): Promise<RawResult> {
   const url = new URL(options.baseUrl ?? apiUrl());
   const socket = connect(Number(url.port), url.hostname);
   const received: Buffer[] = [];
   let closedByServer = false;
+  let answered: () => void = () => undefined;
+  const enough = new Promise<void>((resolve) => (answered = resolve));
   const closed = new Promise<void>((resolve) => {
-    socket.on('data', (d: Buffer) => received.push(d));
+    socket.on('data', (d: Buffer) => {
+      received.push(d);
+      const wanted = options.responses;
+      if (wanted && parseResponses(Buffer.concat(received)).responses.length >= wanted) answered();
+    });
     socket.on('error', () => undefined); // a reset is an answer too: the server cut us off
     socket.on('close', () => resolve());
     socket.on('end', () => (closedByServer = true));
@@ -100,7 +114,7 @@ export async function rawExchange(
   if (options.endAfterWrite) socket.end();
   let timer: NodeJS.Timeout | undefined;
   const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, options.waitMs ?? 3_000)));
-  await Promise.race([closed, waited]);
+  await Promise.race([closed, waited, enough]);
   clearTimeout(timer);
   if (!socket.destroyed) {
     closedByServer = closedByServer || socket.readableEnded;
@@ -237,13 +251,26 @@ export function stackPids(): StackPids {
  * check that the stack's API and worker are the very processes they were (a crash would show
  * as a new pid: the supervisor restarts what dies).
  */
-export function hostileSuite(prefix: string): { tenant: () => TestTenant; client: () => OpenAI } {
+export function hostileSuite(prefix: string): {
+  tenant: () => TestTenant;
+  client: () => OpenAI;
+  ready: () => Promise<TestTenant>;
+} {
   let tenant: TestTenant | undefined;
   let client: OpenAI | undefined;
   let before: StackPids | undefined;
+  let setup: Promise<TestTenant> | undefined;
+  // Made once, by the first to ask: the beforeAll below, or a concurrent case (Jest starts those
+  // before any describe-level beforeAll). The pids are read first, before any case sends anything.
+  const ready = (): Promise<TestTenant> => {
+    if (!setup) {
+      before = stackPids();
+      setup = createTenant(uniqueTenant(`hostile-${prefix}`));
+    }
+    return setup;
+  };
   beforeAll(async () => {
-    before = stackPids();
-    tenant = await createTenant(uniqueTenant(`hostile-${prefix}`));
+    tenant = await ready();
     client = openaiFor(tenant.key, { maxRetries: 0 });
   });
   afterEach(() => {
@@ -254,6 +281,7 @@ export function hostileSuite(prefix: string): { tenant: () => TestTenant; client
   return {
     tenant: () => tenant!,
     client: () => client!,
+    ready,
   };
 }
 

@@ -120,7 +120,13 @@ describe('hostile: timeouts, upload concurrency and a failing MinIO', () => {
   it('lets an upload take longer than the body timeout while it keeps moving', async () => {
     const body = [formStart('slow.txt'), ...Array.from({ length: 8 }, () => 'data'), formEnd];
     const length = Buffer.byteLength(body.join(''));
-    const result = await rawExchange([uploadHead(length), ...body], { baseUrl, gapMs: 400, waitMs: 10_000 });
+    // The answer is all this waits for: the connection stays open after it (keep-alive).
+    const result = await rawExchange([uploadHead(length), ...body], {
+      baseUrl,
+      gapMs: 400,
+      waitMs: 10_000,
+      responses: 1,
+    });
     expectRawAnswer(result, { status: 200 });
     const created = JSON.parse(result.responses[0].body) as { id: string; bytes: number };
     expect(created.bytes).toBe(32);
@@ -176,6 +182,7 @@ describe('hostile: timeouts, upload concurrency and a failing MinIO', () => {
       baseUrl,
       gapMs: 1_200,
       waitMs: 15_000,
+      responses: 1,
     });
     await sleep(800);
     const second = await client.files
