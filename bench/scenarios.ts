@@ -158,9 +158,10 @@ function megabyteOfText(): string {
  * Every path here must exist in Barge's configuration schema: the bench refuses to run with
  * a setting the schema no longer has, rather than silently measuring the defaults.
  *
- * Today a batch keeps at most batches.chunkWindow x batches.chunkConcurrency requests in
- * flight (8 x 32 = 256 by default) whatever the upstream allows; (d) and (f) leave them at
- * their defaults on purpose, so they measure what a user who raises maxConcurrency gets.
+ * A batch's requests all wait in the gateway's fair queue, so the upstream's maxConcurrency
+ * sets how many are in flight; batches.chunkWindow (16 chunks, at least) and maxChunkWindow
+ * bound how many chunks feed it. Every scenario leaves them at their defaults, so each
+ * measures what a user gets.
  */
 export const BARGE_SETTINGS: Record<Exclude<ScenarioId, 'sim'>, BargeSettings> = {
   a: { upstreamLimits: { maxConcurrency: 256 }, config: {} },

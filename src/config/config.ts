@@ -168,8 +168,12 @@ const configSchema = z.object({
       /**
        * Chunk activities in flight per batch, at least. A batch whose upstreams take more in
        * flight gets a wider window (about twice their capacity in requests), up to maxChunkWindow.
+       * A chunk holds its window slot until its last retry ends, so the window must also hold
+       * what the upstream serves meanwhile: with 20% of requests retried (bench e), a window
+       * of 8 left the upstream a fifth idle (faulty 1.71x/1.76x clean), 16 gave 1.48x, 24
+       * 1.39x/1.46x (BENCH_SCALE=0.5 npm run bench -- e, 2026-12-02).
        */
-      chunkWindow: positiveInt.default(8),
+      chunkWindow: positiveInt.default(16),
       maxChunkWindow: positiveInt.max(1000).default(64),
       /** A chunk's claim lapses this long after its last renewal (a crashed attempt's chunk is free again). */
       chunkClaimTtlMs: positiveInt.default(15_000),
