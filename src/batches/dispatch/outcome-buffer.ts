@@ -54,11 +54,11 @@ export const realSleep: Sleep = (ms) => new Promise((resolve) => setTimeout(reso
 /**
  * Outcomes on their way to Postgres. One flush at a time, in arrival order, each of at most
  * `policy.maxBytes` of output (or one outcome larger than that), so a burst of large answers
- * never becomes one huge statement. A failed flush is retried
- * with backoff, never dropped: its outcomes stay at the head of the queue and later answers
- * queue behind them. `onHealth(false)` fires at the first failure (the chunk then holds its
- * requests) and `onHealth(true)` once a flush succeeds again; past `giveUpAfterMs` of
- * failure, `onFatal` fires once and nothing more is attempted.
+ * never becomes one huge statement. A failed flush is retried with backoff, never dropped:
+ * its outcomes stay at the head of the queue and later answers queue behind them.
+ * `onHealth(false)` fires at the first failure (the chunk then holds its requests) and
+ * `onHealth(true)` once a flush succeeds again; past `giveUpAfterMs` of failure, `onFatal`
+ * fires once and nothing more is attempted.
  */
 export class OutcomeBuffer {
   private pending: RequestOutcome[] = [];
@@ -146,9 +146,7 @@ export class OutcomeBuffer {
   private async run(): Promise<void> {
     let delay = this.retry.baseMs;
     while (this.pending.length > 0 && !this.fatalError) {
-      const batch = this.takeHead();
-      let bytes = 0;
-      for (const outcome of batch) bytes += outcome.output.length;
+      const { batch, bytes } = this.takeHead();
       try {
         const lines = await this.recorder.record(this.batchId, batch);
         this.recorded += lines.length;
@@ -187,8 +185,8 @@ export class OutcomeBuffer {
     }
   }
 
-  /** The oldest outcomes, up to one flush's bytes (at least one), off the queue. */
-  private takeHead(): RequestOutcome[] {
+  /** The oldest outcomes, up to one flush's bytes (at least one), off the queue, and their bytes. */
+  private takeHead(): { batch: RequestOutcome[]; bytes: number } {
     let n = 0;
     let bytes = 0;
     // Bounded by bytes, not rows: many small outcomes go in one statement, as before (each
@@ -205,7 +203,7 @@ export class OutcomeBuffer {
     this.pendingBytes -= bytes;
     // What stays has waited since before this flush: it keeps its place in time.
     if (this.pending.length === 0) this.firstPendingAt = null;
-    return head;
+    return { batch: head, bytes };
   }
 
   private uncharge(bytes: number): void {
