@@ -37,20 +37,26 @@ describe('worker killed mid-batch', () => {
 
   afterAll(() => Promise.all(processes.map((p) => stopProcess(p))));
 
+  /** A batch of `n` requests at 150 ms each, once a tenth of them are answered. */
+  async function runningBatch(client: OpenAI, name: string, n: number) {
+    const lines = Array.from({ length: n }, (_, i) =>
+      chatLine(`${name}-${i}`, { simulate: { latency_ms: 150 } }),
+    );
+    const created = await submitBatch(client, lines, {}, { filename: `${name}.jsonl` });
+    await waitFor(
+      'some progress',
+      async () => (await client.batches.retrieve(created.id)).request_counts!.completed >= n / 10,
+      60_000,
+    );
+    return created;
+  }
+
   it.concurrent(
     'shuts down gracefully on SIGTERM mid-batch, and a new worker finishes the batch',
     async () => {
       const { client, worker, restart } = await ownStack('term');
       const n = 2_000;
-      const lines = Array.from({ length: n }, (_, i) =>
-        chatLine(`t-${i}`, { simulate: { latency_ms: 150 } }),
-      );
-      const created = await submitBatch(client, lines, {}, { filename: 'term.jsonl' });
-      await waitFor(
-        'some progress',
-        async () => (await client.batches.retrieve(created.id)).request_counts!.completed >= 200,
-        60_000,
-      );
+      const created = await runningBatch(client, 'term', n);
 
       const exited = new Promise<number | null>((resolve) => worker.once('exit', (code) => resolve(code)));
       worker.kill('SIGTERM');
@@ -73,16 +79,7 @@ describe('worker killed mid-batch', () => {
     async () => {
       const { client, worker, restart } = await ownStack('kill');
       const n = 3_000;
-      const lines = Array.from({ length: n }, (_, i) =>
-        chatLine(`k-${i}`, { simulate: { latency_ms: 150 } }),
-      );
-      const created = await submitBatch(client, lines, {}, { filename: 'kill.jsonl' });
-
-      await waitFor(
-        'some progress',
-        async () => (await client.batches.retrieve(created.id)).request_counts!.completed >= 300,
-        60_000,
-      );
+      const created = await runningBatch(client, 'kill', n);
       await stopProcess(worker, 'SIGKILL');
       const atKill = (await client.batches.retrieve(created.id)).request_counts!;
       expect(atKill.completed).toBeLessThan(n);
