@@ -4,7 +4,7 @@ import type { DataSource } from 'typeorm';
 import type { BargeConfig } from '../config/config';
 import { AbortHub, abortError, isAbortError, sleep } from './abort';
 import type { PacingOptions } from './adaptive-concurrency';
-import { CircuitBreaker, type BreakerPass } from './circuit-breaker';
+import { CircuitBreaker, type BreakerPass, type BreakerSettings } from './circuit-breaker';
 import { systemClock, type Clock } from './clock';
 import {
   HttpUpstream,
@@ -114,17 +114,19 @@ export class HttpUpstreamGateway implements UpstreamGateway {
       onError('concurrency leases', e),
     );
     const makeTransport = options.transport ?? ((u: Upstream) => new HttpUpstream(u, options.answerMemory));
+    const { routing } = config;
+    const breakerSettings: BreakerSettings = {
+      threshold: routing.breakerThreshold,
+      failureRate: routing.breakerFailureRate,
+      window: routing.breakerWindow,
+      cooldownMs: routing.breakerCooldownMs,
+    };
     for (const upstream of upstreams) {
       const log = this.logger.child({ upstream: upstream.name });
-      const breaker = new CircuitBreaker(
-        config.routing.breakerThreshold,
-        config.routing.breakerCooldownMs,
-        this.clock,
-        (state, failures) =>
-          state === 'open'
-            ? log.warn({ failures }, `circuit open after ${failures} failures among its recent attempts`)
-            : log.info('circuit closed, upstream healthy again'),
-        config.routing.breakerFailureRate,
+      const breaker = new CircuitBreaker(breakerSettings, this.clock, (state, failures) =>
+        state === 'open'
+          ? log.warn({ failures }, `circuit open after ${failures} failures among its recent attempts`)
+          : log.info('circuit closed, upstream healthy again'),
       );
       const limiter = new UpstreamLimiter(upstream, {
         store,

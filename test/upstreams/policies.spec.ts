@@ -1,5 +1,7 @@
+import { buildConfig } from '../../src/config/config';
 import { AdaptiveConcurrency } from '../../src/upstreams/adaptive-concurrency';
-import { CircuitBreaker } from '../../src/upstreams/circuit-breaker';
+import { mulberry32 } from '../../src/simulator/latency';
+import { CircuitBreaker, type BreakerSettings } from '../../src/upstreams/circuit-breaker';
 import type { Clock } from '../../src/upstreams/clock';
 import { retryAfterMs, RetryPolicy, verdictFor } from '../../src/upstreams/retry-policy';
 import { estimateTokens, reportedTokens } from '../../src/upstreams/token-estimate';
@@ -52,10 +54,30 @@ describe('retry policy', () => {
 });
 
 describe('circuit breaker', () => {
+  /** The configuration's defaults, with overrides. */
+  const settings = (overrides: Partial<BreakerSettings> = {}): BreakerSettings => {
+    const { breakerThreshold, breakerFailureRate, breakerWindow, breakerCooldownMs } = buildConfig({
+      BARGE_POSTGRES_URL: 'postgres://u:p@db:5432/barge',
+      BARGE_STORAGE_ENDPOINT: 'http://minio:9000',
+      BARGE_STORAGE_ACCESS_KEY: 'ak',
+      BARGE_STORAGE_SECRET_KEY: 'sk',
+      BARGE_STORAGE_BUCKET: 'barge',
+    }).routing;
+    return {
+      threshold: breakerThreshold,
+      failureRate: breakerFailureRate,
+      window: breakerWindow,
+      cooldownMs: breakerCooldownMs,
+      ...overrides,
+    };
+  };
+
   it('opens once enough recent attempts failed, half-opens for one probe after the cool-down, and closes on its success', () => {
     const clock = new FakeClock();
     const changes: string[] = [];
-    const breaker = new CircuitBreaker(3, 1000, clock, (state) => changes.push(state));
+    const breaker = new CircuitBreaker(settings({ threshold: 3, cooldownMs: 1000 }), clock, (state) =>
+      changes.push(state),
+    );
     const fail = (): void => breaker.record(breaker.tryPass()!, 'unhealthy');
     const succeed = (): void => breaker.record(breaker.tryPass()!, 'healthy');
 
@@ -93,22 +115,24 @@ describe('circuit breaker', () => {
 
   it('opens on an upstream that is down, not on a share of failing requests', () => {
     const clock = new FakeClock();
-    const noisy = new CircuitBreaker(5, 1000, clock);
-    // 12% of attempts fail (500s, resets), in bursts of up to three in a row: stays closed.
-    for (let i = 0; i < 1_000; i++) {
-      const failing = i % 25 < 3;
-      noisy.record(noisy.tryPass()!, failing ? 'unhealthy' : 'healthy');
-    }
-    expect(noisy.state).toBe('closed');
-
-    const down = new CircuitBreaker(5, 1000, clock);
-    for (let i = 0; i < 4; i++) down.record(down.tryPass()!, 'unhealthy');
-    expect(down.state).toBe('closed'); // fewer than the threshold
+    const down = new CircuitBreaker(settings(), clock);
+    for (let i = 0; i < 9; i++) down.record(down.tryPass()!, 'unhealthy');
+    expect(down.state).toBe('closed'); // fewer than the threshold of 10
     down.record(down.tryPass()!, 'unhealthy');
     expect(down.state).toBe('open');
 
+    // After a full window of successes, the upstream goes down: half the window must fail.
+    const wentDown = new CircuitBreaker(settings(), clock);
+    for (let i = 0; i < 100; i++) wentDown.record(wentDown.tryPass()!, 'healthy');
+    let failed = 0;
+    while (wentDown.state === 'closed' && failed < 100) {
+      wentDown.record(wentDown.tryPass()!, 'unhealthy');
+      failed++;
+    }
+    expect(failed).toBe(50);
+
     // Mostly failing among recent attempts opens it too, even with successes in between.
-    const flaky = new CircuitBreaker(5, 1000, clock);
+    const flaky = new CircuitBreaker(settings({ threshold: 5 }), clock);
     let attempts = 0;
     while (flaky.state === 'closed' && attempts < 20) {
       flaky.record(flaky.tryPass()!, attempts++ % 3 === 0 ? 'healthy' : 'unhealthy');
@@ -117,8 +141,29 @@ describe('circuit breaker', () => {
     expect(attempts).toBe(8); // five failures among eight
   });
 
+  it('does not open by chance on a steady 12% of failures, where a window of 20 did', () => {
+    /** How often the circuit opens over a million first attempts, 12% of them failing at random. */
+    const opensOnNoise = (s: BreakerSettings): number => {
+      const random = mulberry32(2026);
+      const clock = new FakeClock();
+      let opens = 0;
+      const breaker = new CircuitBreaker(s, clock, (state) => {
+        if (state === 'open') opens++;
+      });
+      for (let i = 0; i < 1_000_000; i++) {
+        // Open: wait out the cool-down; the probe then passes like any attempt.
+        if (breaker.state === 'open') clock.time += s.cooldownMs;
+        breaker.record(breaker.tryPass()!, random() < 0.12 ? 'unhealthy' : 'healthy');
+      }
+      return opens;
+    };
+    expect(opensOnNoise(settings())).toBe(0);
+    // The previous defaults, for contrast: this test tells them apart.
+    expect(opensOnNoise(settings({ threshold: 5, window: 20 }))).toBeGreaterThan(2);
+  });
+
   it('leaves retries out of the failure rate: the requests that failed already are no news', () => {
-    const breaker = new CircuitBreaker(5, 1000, new FakeClock());
+    const breaker = new CircuitBreaker(settings({ threshold: 5 }), new FakeClock());
     // The tail of a batch: only requests that failed before are left, and they fail again.
     for (let i = 0; i < 50; i++) breaker.record(breaker.tryPass()!, 'unhealthy', false);
     expect(breaker.state).toBe('closed');
@@ -126,7 +171,7 @@ describe('circuit breaker', () => {
 
   it('ignores answers to requests let through before the circuit opened', () => {
     const clock = new FakeClock();
-    const breaker = new CircuitBreaker(1, 1000, clock);
+    const breaker = new CircuitBreaker(settings({ threshold: 1 }), clock);
     const early = breaker.tryPass()!;
     breaker.record(breaker.tryPass()!, 'unhealthy');
     expect(breaker.state).toBe('open');
