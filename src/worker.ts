@@ -95,7 +95,8 @@ async function main(): Promise<void> {
   const files = new FileStore(db, storage, config);
   const batches = new BatchRepository(db);
   const work = new WorkRepository(db);
-  // Answers being read and waiting to be recorded: one budget for every upstream and chunk.
+  // Answers being read, waiting to be recorded, and written to output files: one budget for
+  // every upstream, chunk and finalize.
   const answerMemory = new ByteBudget(config.worker.maxAnswerBytesInMemory);
   const gateway = HttpUpstreamGateway.forDatabase(config, db, {
     answerMemory,
@@ -104,7 +105,7 @@ async function main(): Promise<void> {
     metrics,
     logger: logger.child({ component: 'upstreams' }),
   });
-  const finalizer = buildFinalizer(db, batches, work, files, storage, metrics);
+  const finalizer = buildFinalizer(db, batches, work, files, storage, metrics, answerMemory);
   const activities = createActivities({
     config,
     db,
@@ -218,9 +219,10 @@ function buildFinalizer(
   files: FileStore,
   storage: ObjectStorage,
   metrics: Metrics,
+  memory: ByteBudget,
 ): Finalizer {
   return new Finalizer({
-    store: new PgFinalizeStore(db, batches, work, files),
+    store: new PgFinalizeStore(db, batches, work, files, memory),
     readChunk: async (batch, chunk, skip) => {
       const input = await files.inputObject(batch.inputFileId);
       if (!input) throw new PoisonInput(`the input file ${batch.inputFileId} of ${batch.id} is gone`);

@@ -1,8 +1,10 @@
 import type { DataSource } from 'typeorm';
+import { ByteBudget } from '../../src/batches/dispatch/byte-budget';
 import { BatchRepository } from '../../src/batches/store/batch.repository';
 import {
   OUTPUT_PAGE_ROWS_SQL,
   OUTPUT_PAGE_SIZES_SQL,
+  PAGE_MEMORY_PER_BYTE,
   WorkRepository,
   type RequestOutcome,
 } from '../../src/batches/store/work.repository';
@@ -100,6 +102,45 @@ describe('WorkRepository.outputs', () => {
       expect(at).toBe(expected.length);
       if (ok) expect(pages.some((p) => p.length === 1 && p[0] === 20)).toBe(true);
     }
+  });
+
+  it('takes room for each page from a memory budget before reading it, and gives it back once the page is handed on', async () => {
+    const batchId = await batchInProgress();
+    await work.record(
+      batchId,
+      Array.from({ length: 30 }, (_, i) => outcome(i + 1, true, 200)),
+    );
+    const memory = new ByteBudget(1_000 * PAGE_MEMORY_PER_BYTE);
+
+    // While the budget is full, no page is read.
+    const spy = jest.spyOn(db, 'query');
+    const full = memory.charge(memory.limit);
+    const lines = work.outputs(batchId, true, { pageBytes: 1_000, memory });
+    const first = lines.next();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(spy.mock.calls.filter(([sql]) => sql === OUTPUT_PAGE_ROWS_SQL)).toHaveLength(0);
+    expect(memory.queued).toBe(1);
+    full();
+
+    // Each page holds room while its rows are handed out, and only one page at a time.
+    const held: number[] = [];
+    let row = await first;
+    while (!row.done) {
+      held.push(memory.inUse);
+      row = await lines.next();
+    }
+    spy.mockRestore();
+    expect(held).toHaveLength(30);
+    expect(Math.min(...held)).toBeGreaterThan(0);
+    expect(Math.max(...held)).toBeLessThanOrEqual(memory.limit);
+    expect(memory.inUse).toBe(0);
+
+    // A reader that stops early gives its page back too.
+    for await (const early of work.outputs(batchId, true, { pageBytes: 1_000, memory })) {
+      expect(early.line).toBe(1);
+      break;
+    }
+    expect(memory.inUse).toBe(0);
   });
 
   it("reads about a page's rows per page, even with statistics taken before the batch had any row", async () => {

@@ -1,5 +1,6 @@
 import type { DataSource } from 'typeorm';
 import { WorkBusy } from '../../common/failures';
+import type { ByteBudget } from '../dispatch/byte-budget';
 import type { BatchRecord } from '../../database/entities/batch.entity';
 import type { FileStore } from '../../files/file-store';
 import type { FencedSession, FinalizeEnd, FinalizeStore, StagedFile } from '../finalize/finalizer';
@@ -18,6 +19,8 @@ export class PgFinalizeStore implements FinalizeStore {
     private readonly batches: BatchRepository,
     private readonly work: WorkRepository,
     private readonly files: FileStore,
+    /** The worker's answer budget: output pages being written take room from it as well. */
+    private readonly memory?: ByteBudget,
   ) {}
 
   batch(batchId: string): Promise<BatchRecord> {
@@ -41,7 +44,7 @@ export class PgFinalizeStore implements FinalizeStore {
   }
 
   outputs(batchId: string, ok: boolean): AsyncIterable<RecordedLine> {
-    return this.work.outputs(batchId, ok);
+    return this.work.outputs(batchId, ok, { memory: this.memory });
   }
 
   deleteWorkingData(batchId: string): Promise<void> {

@@ -1,5 +1,12 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import type { ByteBudget } from '../dispatch/byte-budget';
 import { compactResults } from './result-index';
+
+/**
+ * What a page of output lines costs in memory while finalize writes it: pg's row buffers, the
+ * strings, and the buffers they are joined into for the upload.
+ */
+export const PAGE_MEMORY_PER_BYTE = 3;
 
 /**
  * A running batch's working data: where each chunk of its input lies (batch_chunks) and each
@@ -150,7 +157,16 @@ export class WorkRepository implements OutcomeRecorder {
   async *outputs(
     batchId: string,
     ok: boolean,
-    { pageBytes = 8 * 1024 * 1024, pageRows = 2_000 }: { pageBytes?: number; pageRows?: number } = {},
+    {
+      pageBytes = 8 * 1024 * 1024,
+      pageRows = 2_000,
+      memory,
+    }: {
+      pageBytes?: number;
+      pageRows?: number;
+      /** Room for a page is taken before it is read and given back once it has been handed on. */
+      memory?: ByteBudget;
+    } = {},
   ): AsyncGenerator<RecordedLine> {
     let after = 0;
     for (;;) {
@@ -167,8 +183,13 @@ export class WorkRepository implements OutcomeRecorder {
         last = sizes[i].line;
         bytes += sizes[i].bytes;
       }
-      const rows: RecordedLine[] = await this.db.query(OUTPUT_PAGE_ROWS_SQL, [batchId, ok, after, last]);
-      for (const row of rows) yield row;
+      const release = memory ? await memory.acquire(bytes * PAGE_MEMORY_PER_BYTE) : undefined;
+      try {
+        const rows: RecordedLine[] = await this.db.query(OUTPUT_PAGE_ROWS_SQL, [batchId, ok, after, last]);
+        for (const row of rows) yield row;
+      } finally {
+        release?.();
+      }
       after = last;
     }
   }
