@@ -141,6 +141,9 @@ export interface BargeInstance {
   stop(): Promise<void>;
 }
 
+/** The worker's default Node options: its heap cap (docs/operations.md, worker memory). */
+export const WORKER_NODE_OPTIONS = '--max-old-space-size=384 --max-semi-space-size=32';
+
 export async function startBarge(options: BargeInstanceOptions, apiKey: string): Promise<BargeInstance> {
   const { path, port, config } = await writeConfig(options);
   const env = bargeEnv(path);
@@ -154,8 +157,10 @@ export async function startBarge(options: BargeInstanceOptions, apiKey: string):
           `--cpu-prof-name=${options.name}-${what}.cpuprofile`,
         ]
       : [];
-  const workerNodeOptions = options.settings.workerNodeOptions;
-  const workerEnv = workerNodeOptions ? { ...env, NODE_OPTIONS: workerNodeOptions } : env;
+  // As scripts/stack.sh and docker-compose.yml run it: the heap cap unless told otherwise.
+  const workerNodeOptions =
+    options.settings.workerNodeOptions ?? process.env.BARGE_WORKER_NODE_OPTIONS ?? WORKER_NODE_OPTIONS;
+  const workerEnv = { ...env, NODE_OPTIONS: workerNodeOptions };
   const worker = startNode(
     join(options.root, 'dist', 'src', 'worker.js'),
     [],

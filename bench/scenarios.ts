@@ -52,7 +52,10 @@ export interface BargeSettings {
   upstreamLimits: Record<string, unknown>;
   /** Merged into the generated BARGE_CONFIG file: `batches`, `routing`, ... */
   config: Record<string, unknown>;
-  /** The worker's BARGE_WORKER_NODE_OPTIONS (its NODE_OPTIONS), as an operator sets it. */
+  /**
+   * The worker's BARGE_WORKER_NODE_OPTIONS (its NODE_OPTIONS), as an operator sets it; else
+   * BARGE_WORKER_NODE_OPTIONS from the environment, else the default heap cap.
+   */
   workerNodeOptions?: string;
 }
 
@@ -173,8 +176,8 @@ export const BARGE_SETTINGS: Record<Exclude<ScenarioId, 'sim'>, BargeSettings> =
   // The defaults (batches.chunkMaxBytes, worker.maxChunkBytesInMemory, ...) are what is
   // measured, with the worker's heap capped as docs/operations.md says to run it: V8 otherwise
   // lets garbage grow the heap far past what is live (553 and 588 MiB uncapped, 2026-12-02).
-  m1: { upstreamLimits: { maxConcurrency: 256 }, config: {}, workerNodeOptions: '--max-old-space-size=256' },
-  m2: { upstreamLimits: { maxConcurrency: 256 }, config: {}, workerNodeOptions: '--max-old-space-size=256' },
+  m1: { upstreamLimits: { maxConcurrency: 256 }, config: {} },
+  m2: { upstreamLimits: { maxConcurrency: 256 }, config: {} },
 };
 
 /** The simulator's own throughput (bench/simulator.bench.ts): requests at scale 1, and its clients. */

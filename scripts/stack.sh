@@ -41,6 +41,8 @@ MINIO_USER=barge
 MINIO_PASSWORD=barge-local-secret
 # Local profile only (tests give their own workers free ports, or none).
 WORKER_METRICS_PORT=9464
+# The worker's heap cap, the same in docker-compose.yml and bench/barge.ts (test/compose.spec.ts).
+WORKER_NODE_OPTIONS="--max-old-space-size=384 --max-semi-space-size=32"
 PROMETHEUS_PORT=9090
 SEARCH_ATTRIBUTES=(BatchStatus TenantId Model Endpoint)
 
@@ -352,8 +354,9 @@ start_supervised_node() {
   [[ -n "$port" ]] && require_free_port "$name" "$port"
   (
     load_env
-    # The worker's own Node options (e.g. --max-old-space-size=256; docs/operations.md).
-    if [[ "$name" == worker && -n "${BARGE_WORKER_NODE_OPTIONS:-}" ]]; then export NODE_OPTIONS="$BARGE_WORKER_NODE_OPTIONS"; fi
+    # The worker's own Node options: by default its heap cap (docs/operations.md, worker
+    # memory); BARGE_WORKER_NODE_OPTIONS= (set, empty) runs it with none.
+    if [[ "$name" == worker ]]; then export NODE_OPTIONS="${BARGE_WORKER_NODE_OPTIONS-$WORKER_NODE_OPTIONS}"; fi
     spawn_supervised "$name" "$entry" node --enable-source-maps "$ROOT/$entry" "$@"
   ) || true
 }

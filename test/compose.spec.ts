@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as ts from 'typescript';
 import { parse as parseYaml } from 'yaml';
+import { WORKER_NODE_OPTIONS } from '../bench/barge';
 import { buildConfig, type BargeConfig } from '../src/config/config';
 
 const ROOT = resolve(__dirname, '..');
@@ -320,6 +321,14 @@ describe('docker-compose.yml', () => {
     const grace = services['barge-worker'].stop_grace_period;
     expect(grace).toBeDefined();
     expect(durationSeconds(grace!)).toBeGreaterThan(config.temporal.shutdownGraceSeconds);
+  });
+
+  it('caps the worker heap, and only the worker, as scripts/stack.sh and the bench do', () => {
+    const stackDefault = /^WORKER_NODE_OPTIONS="(.+)"$/m.exec(read('scripts/stack.sh'))?.[1];
+    expect(stackDefault).toMatch(/^--max-old-space-size=\d+ --max-semi-space-size=\d+$/);
+    expect(envOf('barge-worker').NODE_OPTIONS).toBe(stackDefault);
+    expect(WORKER_NODE_OPTIONS).toBe(stackDefault);
+    expect(envOf('barge-api').NODE_OPTIONS).toBeUndefined();
   });
 
   it('runs the API and worker with the entry points of src/main.ts and src/worker.ts', () => {

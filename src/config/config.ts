@@ -195,8 +195,9 @@ const configSchema = z.object({
       /**
        * Memory the answers one worker holds at once may take: an answer is read from its
        * socket only once there is room (3 bytes per byte of its content-length while read),
-       * and its output line is charged (3 bytes per byte) until it is recorded. Calls in
-       * flight beyond it wait with their answers unread. See docs/operations.md.
+       * and its output line is charged (3 bytes per byte) until it is recorded; finalize's
+       * pages of output lines take from it too. Calls in flight beyond it wait with their
+       * answers unread. See docs/operations.md.
        */
       maxAnswerBytesInMemory: positiveInt.default(64 * MB),
       /** Validation and finalize activities one worker runs at once. */
