@@ -77,6 +77,8 @@ export interface BargeInstanceOptions {
   simulatorBaseUrl: string;
   settings: BargeSettings;
   maxRequestsPerBatch: number;
+  /** Worker processes, all on the same task queues and limits (BENCH_WORKERS). */
+  workers: number;
 }
 
 /**
@@ -134,7 +136,7 @@ export async function writeConfig(
 
 export interface BargeInstance {
   api: Started;
-  worker: Started;
+  workers: Started[];
   client: OpenAI;
   config: BargeConfig;
   configPath: string;
@@ -160,20 +162,22 @@ export async function startBarge(options: BargeInstanceOptions, apiKey: string):
   // As scripts/stack.sh and docker-compose.yml run it: the heap cap unless told otherwise.
   const workerNodeOptions =
     options.settings.workerNodeOptions ?? process.env.BARGE_WORKER_NODE_OPTIONS ?? WORKER_NODE_OPTIONS;
-  const workerEnv = { ...env, NODE_OPTIONS: workerNodeOptions };
-  const worker = startNode(
-    join(options.root, 'dist', 'src', 'worker.js'),
-    [],
-    workerEnv,
-    log('worker'),
-    profile('worker'),
-  );
+  const workers: Started[] = [];
+  for (let i = 1; i <= options.workers; i++) {
+    const what = i === 1 ? 'worker' : `worker-${i}`;
+    // Each its own metrics port; the first keeps the one in the generated config.
+    const metricsPort = i === 1 ? {} : { BARGE_WORKER_METRICS_PORT: String(await freePort()) };
+    const workerEnv = { ...env, ...metricsPort, NODE_OPTIONS: workerNodeOptions };
+    workers.push(
+      startNode(join(options.root, 'dist', 'src', 'worker.js'), [], workerEnv, log(what), profile(what)),
+    );
+  }
   const api = startNode(join(options.root, 'dist', 'src', 'main.js'), [], env, log('api'), profile('api'));
   const stop = async (): Promise<void> => {
-    await Promise.all([api.stop(15_000), worker.stop(30_000)]);
+    await Promise.all([api.stop(15_000), ...workers.map((w) => w.stop(30_000))]);
   };
   try {
-    await worker.waitFor(/barge-worker: polling/, 120_000);
+    await Promise.all(workers.map((w) => w.waitFor(/barge-worker: polling/, 120_000)));
     const baseURL = `http://127.0.0.1:${port}`;
     const deadline = Date.now() + 120_000;
     while (!(await fetch(`${baseURL}/readyz`).catch(() => undefined))?.ok) {
@@ -183,7 +187,7 @@ export async function startBarge(options: BargeInstanceOptions, apiKey: string):
     }
     // No SDK retries: a failing call must show, not be hidden in the timings.
     const client = new OpenAI({ apiKey, baseURL: `${baseURL}/v1`, maxRetries: 0, timeout: 600_000 });
-    return { api, worker, client, config, configPath: path, stop };
+    return { api, workers, client, config, configPath: path, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -9,6 +9,7 @@
  *   BENCH_TIMEOUT_S=900           a batch still running after this is cancelled (and reported)
  *   BENCH_WARMUP=1000             requests of a warm-up batch per Barge instance; 0 = none
  *   BENCH_CPU_PROF=DIR            write V8 CPU profiles of Barge's worker and API into DIR
+ *   BENCH_WORKERS=1               Barge worker processes per run (sharing its queues and limits)
  *
  * scripts/bench.sh starts the local profile's Postgres, Temporal and MinIO and builds dist/;
  * this program starts its own simulator, API and worker per run, with their own config.
@@ -45,6 +46,7 @@ interface Options {
   scale: number;
   timeoutSeconds: number;
   warmupRequests: number;
+  workers: number;
 }
 
 function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
@@ -61,7 +63,7 @@ function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
     );
     for (const s of SCENARIOS) console.log(`  ${s.id.padEnd(4)} ${s.requests} requests, ${s.title}`);
     console.log(
-      '\nnpm run bench -- [SCENARIO...] [--scale F]; env BENCH_SCENARIOS, BENCH_SCALE, BENCH_TIMEOUT_S, BENCH_WARMUP',
+      '\nnpm run bench -- [SCENARIO...] [--scale F]; env BENCH_SCENARIOS, BENCH_SCALE, BENCH_TIMEOUT_S, BENCH_WARMUP, BENCH_WORKERS',
     );
     process.exit(0);
   }
@@ -84,6 +86,7 @@ function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
     scale,
     timeoutSeconds: number('BENCH_TIMEOUT_S', env.BENCH_TIMEOUT_S, 900, 1),
     warmupRequests: Math.round(number('BENCH_WARMUP', env.BENCH_WARMUP, 1000, 0)),
+    workers: Math.round(number('BENCH_WORKERS', env.BENCH_WORKERS, 1, 1)),
   };
 }
 
@@ -231,6 +234,7 @@ async function bargeRun(
       simulatorBaseUrl: sim.baseUrl,
       settings,
       maxRequestsPerBatch: requests,
+      workers: ctx.options.workers,
     },
     ctx.apiKey!,
   );
@@ -242,26 +246,37 @@ async function bargeRun(
     if (warmup > 0 && !scenario.congestion) {
       const started = performance.now();
       const lines = buildWorkload(`${name}-warmup`, warmup, { kind: 'fixed', ms: 0 });
-      const run = await runBatch(barge.client, lines, `${name}-warmup`, timeoutMs, [barge.api, barge.worker]);
+      const run = await runBatch(barge.client, lines, `${name}-warmup`, timeoutMs, [
+        barge.api,
+        ...barge.workers,
+      ]);
       if (run.status !== 'completed') throw new Error(`warm-up batch ended ${run.status}`);
       warmupSeconds = (performance.now() - started) / 1000;
     }
     await sim.reset();
 
-    const trees: Record<string, number | undefined> = {
-      api: barge.api.pid,
-      worker: barge.worker.pid,
-      postgres: ctx.pids.postgres,
-      temporal: ctx.pids.temporal,
-      minio: ctx.pids.minio,
-      simulator: sim.pid,
+    // "worker" is all worker processes together.
+    const trees: Record<string, (number | undefined)[]> = {
+      api: [barge.api.pid],
+      worker: barge.workers.map((w) => w.pid),
+      postgres: [ctx.pids.postgres],
+      temporal: [ctx.pids.temporal],
+      minio: [ctx.pids.minio],
+      simulator: [sim.pid],
     };
-    const cpuBefore = Object.fromEntries(Object.entries(trees).map(([k, pid]) => [k, treeCpuSeconds(pid)]));
-    const run = await runBatch(barge.client, workload, name, timeoutMs, [barge.api, barge.worker]);
+    const cpuOf = (pids: (number | undefined)[]): number =>
+      pids.reduce<number>((n, pid) => n + treeCpuSeconds(pid), 0);
+    const cpuBefore = Object.fromEntries(Object.entries(trees).map(([k, pids]) => [k, cpuOf(pids)]));
+    const run = await runBatch(barge.client, workload, name, timeoutMs, [barge.api, ...barge.workers]);
     const cpuSeconds = Object.fromEntries(
-      Object.entries(trees).map(([k, pid]) => [k, treeCpuSeconds(pid) - cpuBefore[k]]),
+      Object.entries(trees).map(([k, pids]) => [k, cpuOf(pids) - cpuBefore[k]]),
     );
-    const peakRss = { api: peakRssMiB(barge.api.pid), worker: peakRssMiB(barge.worker.pid) };
+    // The largest worker's peak: what one process needs.
+    const workerRss = barge.workers.map((w) => peakRssMiB(w.pid));
+    const peakRss = {
+      api: peakRssMiB(barge.api.pid),
+      worker: workerRss.some((r) => r === null) ? null : Math.max(...(workerRss as number[])),
+    };
     const simulator = summarise(await sim.stats());
     const check = checkFiles(workload, run.output, run.errors, run.timedOut);
     const { output: _output, errors: _errors, ...timings } = run;
@@ -602,7 +617,9 @@ async function main(): Promise<void> {
   };
   const save = (): void => writeFileSync(resultsPath, JSON.stringify(report, null, 2) + '\n');
 
-  log(`bench: scenarios ${options.scenarios.join(' ')}, scale ${options.scale}; logs in ${workDir}`);
+  log(
+    `bench: scenarios ${options.scenarios.join(' ')}, scale ${options.scale}, ${options.workers} worker(s); logs in ${workDir}`,
+  );
   let failed = false;
   for (const id of options.scenarios) {
     log(`scenario ${id}`);
