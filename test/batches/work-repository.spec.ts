@@ -104,6 +104,36 @@ describe('WorkRepository.outputs', () => {
     }
   });
 
+  it('records outputs exactly as given, quotes, backslashes and any Unicode included, each on its own line', async () => {
+    const batchId = await batchInProgress();
+    const awkward = ['"', '\\', '\\"', '{}', ',', "'", '\u2028', '\u0000', 'ü€😀', '\\n', 'NULL', ' '];
+    const outcomes = awkward.map((text, i) => ({
+      ...outcome(i + 1, i % 2 === 0, 0),
+      output: JSON.stringify({ custom_id: `c-${i + 1}`, text, raw: `a${text}b` }),
+    }));
+    expect(await work.record(batchId, outcomes)).toHaveLength(awkward.length);
+    const stored: string[] = [];
+    for (const ok of [true, false])
+      for await (const row of work.outputs(batchId, ok)) stored[row.line - 1] = row.output;
+    expect(stored).toEqual(outcomes.map((o) => o.output));
+    const [{ bytes }] = await db.query(
+      `SELECT sum(bytes)::int AS bytes FROM request_results WHERE batch_id = $1`,
+      [batchId],
+    );
+    expect(bytes).toBe(outcomes.reduce((n, o) => n + Buffer.byteLength(o.output), 0));
+  });
+
+  it('refuses an output holding a raw newline instead of shifting the outputs after it', async () => {
+    const batchId = await batchInProgress();
+    const outcomes = [
+      outcome(1, true, 10),
+      { ...outcome(2, true, 10), output: '{"a":\n1}' },
+      outcome(3, true, 10),
+    ];
+    await expect(work.record(batchId, outcomes)).rejects.toThrow(/line 2 holds a raw newline/);
+    expect(await work.countOutcomes(batchId)).toEqual({ ok: 0, failed: 0 });
+  });
+
   it('takes room for each page from a memory budget before reading it, and gives it back once the page is handed on', async () => {
     const batchId = await batchInProgress();
     await work.record(
