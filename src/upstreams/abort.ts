@@ -1,3 +1,5 @@
+import { setMaxListeners } from 'node:events';
+
 /** What call() rejects with when its signal aborts: an Error named AbortError, like fetch's. */
 export function abortError(signal?: AbortSignal): Error {
   const error = new Error('The upstream call was aborted', { cause: signal?.reason });
@@ -9,61 +11,53 @@ export function isAbortError(error: unknown): boolean {
   return error instanceof Error && error.name === 'AbortError';
 }
 
-export interface AbortLink {
-  signal: AbortSignal;
-  dispose(): void;
-}
-
 /**
- * Gives each call its own AbortSignal, aborted when the caller's signal aborts or when the
- * gateway closes. A chunk activity passes the same signal to hundreds of concurrent calls;
- * listening on it once per call (and once more inside http.request) would pile up listeners
- * and trip Node's leak warning. Here each shared signal gets a single listener.
+ * The signals a call runs under: aborted when the caller's signal aborts or when the gateway
+ * closes. A chunk passes the same signal (and the same hold) to every one of its calls, so the
+ * derived signals are made once per caller's signal and shared by its calls, not made per call:
+ * an AbortController and an AbortSignal.any per call were a tenth of the worker's allocations
+ * at 0 ms upstream latency. A shared signal carries a listener per call in flight (undici's,
+ * a backoff's), so it has no listener limit, and Node does not warn of a leak at the eleventh.
  */
 export class AbortHub {
-  private readonly byParent = new Map<
-    AbortSignal,
-    { children: Set<AbortController>; listener: () => void }
-  >();
-  private readonly live = new Set<AbortController>();
+  private readonly closing = new AbortController();
+  private readonly follows = new WeakMap<AbortSignal, AbortSignal>();
+  private readonly holds = new WeakMap<AbortSignal, WeakMap<AbortSignal, AbortSignal>>();
 
-  link(parent: AbortSignal): AbortLink {
-    const child = new AbortController();
-    if (parent.aborted) {
-      child.abort(parent.reason);
-      return { signal: child.signal, dispose: () => undefined };
+  /** Aborted when `parent` aborts or the gateway closes. */
+  follow(parent: AbortSignal): AbortSignal {
+    let signal = this.follows.get(parent);
+    if (!signal) {
+      signal = shared(AbortSignal.any([parent, this.closing.signal]));
+      this.follows.set(parent, signal);
     }
-    let entry = this.byParent.get(parent);
-    if (!entry) {
-      const children = new Set<AbortController>();
-      const listener = (): void => {
-        this.byParent.delete(parent);
-        for (const c of children) c.abort(parent.reason);
-      };
-      entry = { children, listener };
-      this.byParent.set(parent, entry);
-      parent.addEventListener('abort', listener, { once: true });
-    }
-    const { children, listener } = entry;
-    children.add(child);
-    this.live.add(child);
-    return {
-      signal: child.signal,
-      dispose: () => {
-        this.live.delete(child);
-        children.delete(child);
-        if (children.size === 0 && this.byParent.get(parent)?.children === children) {
-          this.byParent.delete(parent);
-          parent.removeEventListener('abort', listener);
-        }
-      },
-    };
+    return signal;
   }
 
-  /** Aborts every linked call (the gateway is closing). */
+  /** follow(parent), also aborted when `hold` aborts. */
+  followWithHold(parent: AbortSignal, hold: AbortSignal): AbortSignal {
+    let byHold = this.holds.get(parent);
+    if (!byHold) {
+      byHold = new WeakMap();
+      this.holds.set(parent, byHold);
+    }
+    let signal = byHold.get(hold);
+    if (!signal) {
+      signal = shared(AbortSignal.any([this.follow(parent), hold]));
+      byHold.set(hold, signal);
+    }
+    return signal;
+  }
+
+  /** Aborts every call (the gateway is closing). */
   abortAll(reason: unknown): void {
-    for (const child of this.live) child.abort(reason);
+    this.closing.abort(reason);
   }
+}
+
+function shared(signal: AbortSignal): AbortSignal {
+  setMaxListeners(0, signal);
+  return signal;
 }
 
 /** Resolves after `ms`; rejects with an AbortError as soon as `signal` aborts. */

@@ -183,22 +183,18 @@ export class HttpUpstreamGateway implements UpstreamGateway {
       };
     }
     const candidates = route.candidates.map((u) => this.runtimes.get(u.name)!);
-    const link = this.hub.link(call.signal);
+    const send = this.hub.follow(call.signal);
     // Waiting (for a slot, a circuit, a backoff) ends on either signal; a call in flight only on `signal`.
-    const holdLink = call.hold ? this.hub.link(call.hold) : null;
-    const waiting = holdLink ? AbortSignal.any([link.signal, holdLink.signal]) : link.signal;
+    const wait = call.hold ? this.hub.followWithHold(call.signal, call.hold) : send;
     try {
-      return await this.execute(call, route.model, candidates, { send: link.signal, wait: waiting });
+      return await this.execute(call, route.model, candidates, { send, wait });
     } catch (error) {
       // Aborted by the caller or by close(): the rejection is always an AbortError.
-      if (link.signal.aborted) throw abortErrorFrom(error);
+      if (send.aborted) throw abortErrorFrom(error);
       if (call.hold?.aborted && isAbortError(error)) {
         return { kind: 'unanswered', reason: 'held', attempts: this.attemptsOf(error, call) };
       }
       throw error;
-    } finally {
-      link.dispose();
-      holdLink?.dispose();
     }
   }
 

@@ -415,6 +415,28 @@ describe('upstream gateway', () => {
       });
     });
 
+    it("aborts all 300 calls of a chunk in flight at once on the chunk's one signal", async () => {
+      const gateway = single({ maxConcurrency: 300 });
+      const chunk = new AbortController();
+      const drain = new AbortController();
+      const calls = Array.from({ length: 300 }, (_, i) =>
+        gateway.call(
+          callOf({
+            body: chat(`slow ${i}`, { simulate: { latency_ms: 30_000 } }),
+            signal: chunk.signal,
+            hold: drain.signal,
+          }),
+        ),
+      );
+      await waitUntil(() => simA.stats().inFlight === 300);
+      chunk.abort(new Error('batch cancelled'));
+      const results = await Promise.allSettled(calls);
+      expect(results.every((r) => r.status === 'rejected' && (r.reason as Error).name === 'AbortError')).toBe(
+        true,
+      );
+      await waitUntil(() => simA.stats().inFlight === 0);
+    });
+
     it('aborts what is in flight when the gateway closes', async () => {
       const gateway = single();
       const pending = gateway.call(callOf({ body: chat('slow', { simulate: { latency_ms: 30_000 } }) }));
