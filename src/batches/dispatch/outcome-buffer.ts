@@ -24,7 +24,7 @@ export type Sleep = (ms: number) => Promise<void>;
 
 /**
  * Memory an outcome takes until it is recorded, per byte of its output line: the line itself,
- * and while it is sent pg's escaped array text and the message it writes to the socket.
+ * and while it is sent the joined text of its flush and the message pg writes to the socket.
  */
 export const HELD_MEMORY_PER_BYTE = 3;
 
@@ -69,24 +69,9 @@ export class OutcomeBuffer {
   private loop: Promise<void> | null = null;
   private failingSince: number | null = null;
   private fatalError: InfrastructureFault | null = null;
-  private readonly batchId: string;
-  private readonly recorder: OutcomeRecorder;
-  private readonly policy: FlushPolicy;
-  private readonly retry: RecordRetry;
-  private readonly clock: Clock;
-  private readonly sleep: Sleep;
   recorded = 0;
 
-  constructor(private readonly options: OutcomeBufferOptions) {
-    ({
-      batchId: this.batchId,
-      recorder: this.recorder,
-      policy: this.policy,
-      retry: this.retry,
-      clock: this.clock,
-      sleep: this.sleep,
-    } = options);
-  }
+  constructor(private readonly options: OutcomeBufferOptions) {}
 
   get size(): number {
     return this.pending.length;
@@ -105,13 +90,20 @@ export class OutcomeBuffer {
       this.charged += charge;
       this.options.memory?.take(charge);
     }
-    this.firstPendingAt ??= this.clock.now();
-    if (this.pending.length >= this.policy.maxRows || this.pendingBytes >= this.policy.maxBytes) this.kick();
+    this.firstPendingAt ??= this.options.clock.now();
+    if (
+      this.pending.length >= this.options.policy.maxRows ||
+      this.pendingBytes >= this.options.policy.maxBytes
+    )
+      this.kick();
   }
 
   /** Called on a timer: flushes what has waited long enough. */
   tick(): void {
-    if (this.firstPendingAt !== null && this.clock.now() - this.firstPendingAt >= this.policy.intervalMs) {
+    if (
+      this.firstPendingAt !== null &&
+      this.options.clock.now() - this.firstPendingAt >= this.options.policy.intervalMs
+    ) {
       this.kick();
     }
   }
@@ -144,11 +136,11 @@ export class OutcomeBuffer {
   }
 
   private async run(): Promise<void> {
-    let delay = this.retry.baseMs;
+    let delay = this.options.retry.baseMs;
     while (this.pending.length > 0 && !this.fatalError) {
       const { batch, bytes } = this.takeHead();
       try {
-        const lines = await this.recorder.record(this.batchId, batch);
+        const lines = await this.options.recorder.record(this.options.batchId, batch);
         this.recorded += lines.length;
         this.uncharge(bytes * HELD_MEMORY_PER_BYTE);
         this.reportRecorded(batch, lines);
@@ -156,20 +148,24 @@ export class OutcomeBuffer {
           this.failingSince = null;
           this.options.onHealth(true);
         }
-        delay = this.retry.baseMs;
+        delay = this.options.retry.baseMs;
         // Stop after one flush unless enough arrived meanwhile for another.
-        if (this.pending.length < this.policy.maxRows && this.pendingBytes < this.policy.maxBytes) return;
+        if (
+          this.pending.length < this.options.policy.maxRows &&
+          this.pendingBytes < this.options.policy.maxBytes
+        )
+          return;
       } catch (error) {
         // Back to the head of the queue, ahead of what arrived meanwhile.
         this.pending = batch.concat(this.pending);
         this.pendingBytes += bytes;
-        this.firstPendingAt ??= this.clock.now();
-        const now = this.clock.now();
+        this.firstPendingAt ??= this.options.clock.now();
+        const now = this.options.clock.now();
         if (this.failingSince === null) {
           this.failingSince = now;
           this.options.onHealth(false);
         }
-        if (now - this.failingSince >= this.retry.giveUpAfterMs) {
+        if (now - this.failingSince >= this.options.retry.giveUpAfterMs) {
           this.fatalError = new InfrastructureFault(
             `could not record outcomes for ${Math.round((now - this.failingSince) / 1000)} s: ${(error as Error).message}`,
             { cause: error },
@@ -179,8 +175,8 @@ export class OutcomeBuffer {
           this.options.onFatal(this.fatalError);
           return;
         }
-        await this.sleep(delay);
-        delay = Math.min(this.retry.maxMs, delay * 2);
+        await this.options.sleep(delay);
+        delay = Math.min(this.options.retry.maxMs, delay * 2);
       }
     }
   }
@@ -193,7 +189,7 @@ export class OutcomeBuffer {
     // statement also moves the batch's counters, on one row every chunk of the batch updates).
     while (
       n < this.pending.length &&
-      (n === 0 || bytes + this.pending[n].output.length <= this.policy.maxBytes)
+      (n === 0 || bytes + this.pending[n].output.length <= this.options.policy.maxBytes)
     ) {
       bytes += this.pending[n].output.length;
       n++;

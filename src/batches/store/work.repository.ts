@@ -312,10 +312,12 @@ export async function recordOutcomes(
  * would shift every later output onto the wrong row, so it is refused here.
  */
 export function joinedOutputs(outcomes: readonly RequestOutcome[]): string {
-  for (const o of outcomes) {
-    if (o.output.includes('\n')) throw new Error(`the output of line ${o.line} holds a raw newline`);
-  }
-  return outcomes.map((o) => o.output).join('\n');
+  return outcomes
+    .map((o) => {
+      if (o.output.includes('\n')) throw new Error(`the output of line ${o.line} holds a raw newline`);
+      return o.output;
+    })
+    .join('\n');
 }
 
 function toChunk(row: Record<string, string | number>): ChunkRange {
