@@ -1,5 +1,3 @@
-import { setMaxListeners } from 'node:events';
-
 /** What call() rejects with when its signal aborts: an Error named AbortError, like fetch's. */
 export function abortError(signal?: AbortSignal): Error {
   const error = new Error('The upstream call was aborted', { cause: signal?.reason });
@@ -16,8 +14,8 @@ export function isAbortError(error: unknown): boolean {
  * closes. A chunk passes the same signal (and the same hold) to every one of its calls, so the
  * derived signals are made once per caller's signal and shared by its calls, not made per call:
  * an AbortController and an AbortSignal.any per call were a tenth of the worker's allocations
- * at 0 ms upstream latency. A shared signal carries a listener per call in flight (undici's,
- * a backoff's), so it has no listener limit, and Node does not warn of a leak at the eleventh.
+ * at 0 ms upstream latency. What a call waits on watches them through onAbort(), not with a
+ * listener of its own.
  */
 export class AbortHub {
   private readonly closing = new AbortController();
@@ -28,7 +26,7 @@ export class AbortHub {
   follow(parent: AbortSignal): AbortSignal {
     let signal = this.follows.get(parent);
     if (!signal) {
-      signal = shared(AbortSignal.any([parent, this.closing.signal]));
+      signal = AbortSignal.any([parent, this.closing.signal]);
       this.follows.set(parent, signal);
     }
     return signal;
@@ -43,7 +41,7 @@ export class AbortHub {
     }
     let signal = byHold.get(hold);
     if (!signal) {
-      signal = shared(AbortSignal.any([this.follow(parent), hold]));
+      signal = AbortSignal.any([this.follow(parent), hold]);
       byHold.set(hold, signal);
     }
     return signal;
@@ -55,23 +53,56 @@ export class AbortHub {
   }
 }
 
-function shared(signal: AbortSignal): AbortSignal {
-  setMaxListeners(0, signal);
-  return signal;
+/**
+ * Runs `fn` once when `signal` aborts; the returned function stops watching. However many
+ * watch one signal, it carries a single listener: Node's EventTarget finds a listener (to
+ * add it without duplicates, or to remove it) by walking its list, so with a listener per
+ * call every call of a chunk paid for every other one in flight or queued.
+ */
+export function onAbort(signal: AbortSignal, fn: () => void): () => void {
+  if (signal.aborted) {
+    // As events.addAbortListener does: an aborted signal fires no more events.
+    queueMicrotask(fn);
+    return () => undefined;
+  }
+  let watchers = watched.get(signal);
+  if (!watchers) {
+    const created = new Set<() => void>();
+    watched.set(signal, created);
+    signal.addEventListener(
+      'abort',
+      () => {
+        watched.delete(signal);
+        // A watcher stopped by an earlier one (deleted from the set) is not run.
+        for (const watcher of created) watcher();
+        created.clear();
+      },
+      { once: true },
+    );
+    watchers = created;
+  }
+  const own = watchers;
+  // A distinct function per watch, so the same `fn` can watch twice and be stopped once.
+  const entry = (): void => fn();
+  own.add(entry);
+  return () => {
+    own.delete(entry);
+  };
 }
+
+const watched = new WeakMap<AbortSignal, Set<() => void>>();
 
 /** Resolves after `ms`; rejects with an AbortError as soon as `signal` aborts. */
 export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.reject(abortError(signal));
   return new Promise((resolve, reject) => {
-    const onAbort = (): void => {
+    const unwatch = onAbort(signal, () => {
       clearTimeout(timer);
       reject(abortError(signal));
-    };
+    });
     const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
+      unwatch();
       resolve();
     }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
   });
 }

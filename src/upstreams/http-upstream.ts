@@ -1,5 +1,5 @@
-import { errors as undiciErrors, Pool } from 'undici';
-import { abortError } from './abort';
+import { errors as undiciErrors, Pool, type Dispatcher } from 'undici';
+import { abortError, onAbort } from './abort';
 import type { Upstream } from './registry';
 import type { Secret } from './secret';
 
@@ -46,6 +46,8 @@ export interface UpstreamTransport {
  * is charged while it waits to be recorded (OutcomeBuffer).
  */
 export interface AnswerMemory {
+  /** The room at once, when it is free and nobody waits for it; else null. */
+  tryAcquire(bytes: number): (() => void) | null;
   acquire(bytes: number, signal?: AbortSignal): Promise<() => void>;
 }
 
@@ -122,46 +124,25 @@ export class HttpUpstream implements UpstreamTransport {
     };
   }
 
-  async send({ endpoint, body, requestId, signal, apiKey }: AttemptRequest): Promise<AttemptResponse> {
-    if (signal.aborted) throw abortError(signal);
-    const redact = (text: string) => this.upstream.redact(apiKey ? apiKey.redact(text) : text);
-    try {
-      const sentAt = performance.now();
-      const headers: Record<string, string> = { ...this.#headers, 'x-barge-request-id': requestId };
-      if (apiKey) headers.authorization = `Bearer ${apiKey.reveal()}`;
-      const res = await this.#pool.request({
-        path: this.path(endpoint),
-        method: 'POST',
-        headers,
-        body,
-        signal,
+  send(request: AttemptRequest): Promise<AttemptResponse> {
+    const { signal, apiKey } = request;
+    if (signal.aborted) return Promise.reject(abortError(signal));
+    const headers: Record<string, string> = { ...this.#headers, 'x-barge-request-id': request.requestId };
+    if (apiKey) headers.authorization = `Bearer ${apiKey.reveal()}`;
+    return new Promise((resolve, reject) => {
+      const exchange = new Exchange(signal, this.memory, {
+        answered: (answer) => {
+          const text = this.redact(answer.text, apiKey);
+          resolve({ kind: 'response', ...answer, text, body: parseBody(text) });
+        },
+        failed: (error) => resolve(this.noAnswer(error, (text) => this.redact(text, apiKey))),
+        aborted: () => reject(abortError(signal)),
       });
-      // undici resolves request() at the headers: this is the time to first byte.
-      const firstByteMs = performance.now() - sentAt;
-      const answerHeaders = flatHeaders(res.headers);
-      const release = await this.memory
-        ?.acquire(answerBytes(answerHeaders['content-length']) * ANSWER_READ_MEMORY_PER_BYTE, signal)
-        .catch((error: unknown) => {
-          res.body.destroy();
-          throw error;
-        });
-      try {
-        const text = redact(await res.body.text());
-        return {
-          kind: 'response',
-          status: res.statusCode,
-          headers: answerHeaders,
-          text,
-          body: parseBody(text),
-          firstByteMs,
-        };
-      } finally {
-        release?.();
-      }
-    } catch (error) {
-      if (signal.aborted) throw abortError(signal);
-      return this.noAnswer(error, redact);
-    }
+      this.#pool.dispatch(
+        { path: this.path(request.endpoint), method: 'POST', headers, body: request.body },
+        exchange,
+      );
+    });
   }
 
   async close(): Promise<void> {
@@ -192,6 +173,10 @@ export class HttpUpstream implements UpstreamTransport {
     };
   }
 
+  private redact(text: string, apiKey: Secret | undefined): string {
+    return this.upstream.redact(apiKey ? apiKey.redact(text) : text);
+  }
+
   /** Base URL path (which carries the version, e.g. /v1) plus the endpoint; nothing from a request. */
   private path(endpoint: string): string {
     let path = this.paths.get(endpoint);
@@ -201,5 +186,119 @@ export class HttpUpstream implements UpstreamTransport {
       this.paths.set(endpoint, path);
     }
     return path;
+  }
+}
+
+/** An answer as read off the wire, before redaction and parsing. */
+interface RawAnswer {
+  status: number;
+  headers: Record<string, string | undefined>;
+  text: string;
+  firstByteMs: number;
+}
+
+/** How an Exchange ends: exactly one of these is called, once. */
+interface ExchangeEnd {
+  answered(answer: RawAnswer): void;
+  /** No answer (connection, timeout, size): the transport's error. */
+  failed(error: unknown): void;
+  /** The call's signal aborted. */
+  aborted(): void;
+}
+
+/**
+ * One request on undici's dispatch API, read straight into a buffer: no response stream, no
+ * listener of its own on the call's signal (which a chunk's calls share), and its answer's
+ * body read only once the answer memory has room for it (undici stops reading the socket
+ * while the exchange is paused).
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  private readonly sentAt = performance.now();
+  private controller: Dispatcher.DispatchController | null = null;
+  private done = false;
+  private chunks: Buffer[] = [];
+  private status = 0;
+  private headers: Record<string, string | undefined> = {};
+  private firstByteMs = 0;
+  private release: (() => void) | null = null;
+  private readonly unwatch: () => void;
+
+  constructor(
+    private readonly signal: AbortSignal,
+    private readonly memory: AnswerMemory | undefined,
+    private readonly end: ExchangeEnd,
+  ) {
+    this.unwatch = onAbort(signal, () => {
+      // Queued in the pool, the request has no controller yet: onRequestStart aborts it.
+      this.controller?.abort(abortError(signal));
+      this.finish(() => end.aborted());
+    });
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    this.chunks = []; // undici may start a request again when the one before it on the socket failed
+    if (this.done) controller.abort(abortError(this.signal));
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    status: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
+    // undici calls this at the answer's headers: the time to first byte.
+    this.firstByteMs = performance.now() - this.sentAt;
+    this.status = status;
+    this.headers = flatHeaders(headers);
+    if (!this.memory) return;
+    const bytes = answerBytes(this.headers['content-length']) * ANSWER_READ_MEMORY_PER_BYTE;
+    this.release = this.memory.tryAcquire(bytes);
+    if (this.release) return;
+    controller.pause();
+    this.memory.acquire(bytes, this.signal).then(
+      (release) => {
+        if (this.done) return release();
+        this.release = release;
+        controller.resume();
+      },
+      // Aborted: the signal's watcher ends the exchange.
+      () => undefined,
+    );
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.chunks.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    const { chunks } = this;
+    const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+    let text = body.toString('utf8');
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a BOM, as undici's body.text() drops it
+    const answer: RawAnswer = {
+      status: this.status,
+      headers: this.headers,
+      text,
+      firstByteMs: this.firstByteMs,
+    };
+    this.finish(() => this.end.answered(answer));
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.finish(() => (this.signal.aborted ? this.end.aborted() : this.end.failed(error)));
+  }
+
+  private finish(end: () => void): void {
+    if (this.done) return;
+    this.done = true;
+    this.unwatch();
+    this.chunks = [];
+    try {
+      end();
+    } finally {
+      // Given back once the answer is parsed (end() parses it), not before.
+      this.release?.();
+      this.release = null;
+    }
   }
 }

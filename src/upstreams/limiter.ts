@@ -45,7 +45,7 @@
  * slots below its grant; the narrowed figure is what it reports as demand, so the shared
  * budget goes to the workers that can use it.
  */
-import { abortError } from './abort';
+import { abortError, onAbort } from './abort';
 import { AdaptiveConcurrency, type PacingOptions } from './adaptive-concurrency';
 import type { Clock } from './clock';
 import { FairQueue } from './fair-queue';
@@ -230,25 +230,24 @@ export class UpstreamLimiter {
         return;
       }
       const cancel = this.queue.push(request.tenantId, request.batchId, waiter);
-      const onAbort = (): void => {
+      const unwatch = onAbort(signal, () => {
         if (!cancel()) return;
         clearTimeout(timer);
         leave();
         reject(abortError(signal));
-      };
+      });
       const timer =
         wait < MAX_TIMER_MS
           ? setTimeout(() => {
               if (!cancel()) return;
-              signal.removeEventListener('abort', onAbort);
+              unwatch();
               leave();
               resolve(null);
             }, wait)
           : undefined;
-      signal.addEventListener('abort', onAbort, { once: true });
       waiter.start = () => {
         clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
+        unwatch();
         resolve(this.start(waiter));
       };
       this.pump();

@@ -64,4 +64,20 @@ describe('ByteBudget', () => {
     expect(admitted).toBe(true);
     expect(budget.inUse).toBe(0);
   });
+
+  it('grants a claim at once with tryAcquire only when it fits and nobody waits before it', async () => {
+    const budget = new ByteBudget(100);
+    const first = budget.tryAcquire(60);
+    expect(first).not.toBeNull();
+    expect(budget.tryAcquire(50)).toBeNull(); // does not fit
+    const waiting = budget.acquire(50);
+    expect(budget.tryAcquire(10)).toBeNull(); // fits, but the 50 waits first
+    first!();
+    (await waiting)();
+    const alone = budget.tryAcquire(500); // larger than the budget, let in alone
+    expect(budget.inUse).toBe(500);
+    alone!();
+    alone!();
+    expect(budget.inUse).toBe(0);
+  });
 });

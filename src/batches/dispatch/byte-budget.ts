@@ -1,3 +1,5 @@
+import { onAbort } from '../../upstreams/abort';
+
 /**
  * A worker-wide budget of bytes held in memory, first come first served: the chunk activities
  * of every batch on a worker share one (their input), the answers being read and waiting to
@@ -19,28 +21,39 @@ export class ByteBudget {
     return this.waiting.length;
   }
 
+  /** Takes `bytes` now if they fit and nobody waits before them: the function that gives them back, else null. */
+  tryAcquire(bytes: number): (() => void) | null {
+    return this.waiting.length === 0 && this.fits(bytes) ? this.charge(bytes) : null;
+  }
+
   /** Waits until `bytes` fit; resolves with the function that gives them back. */
   acquire(bytes: number, signal?: AbortSignal): Promise<() => void> {
     return new Promise((resolve, reject) => {
-      const grant = (): void => resolve(this.charge(bytes));
-      if (this.waiting.length === 0 && this.fits(bytes)) {
-        grant();
+      const granted = this.tryAcquire(bytes);
+      if (granted) {
+        resolve(granted);
         return;
       }
+      const grant = (): void => resolve(this.charge(bytes));
+      if (signal?.aborted) {
+        reject(signal.reason ?? new Error('aborted'));
+        return;
+      }
+      const unwatch = signal
+        ? onAbort(signal, () => {
+            const at = this.waiting.indexOf(entry);
+            if (at !== -1) this.waiting.splice(at, 1);
+            reject(signal.reason ?? new Error('aborted'));
+            this.admit();
+          })
+        : undefined;
       const entry = {
         bytes,
         admit: () => {
-          signal?.removeEventListener('abort', onAbort);
+          unwatch?.();
           grant();
         },
       };
-      const onAbort = (): void => {
-        const at = this.waiting.indexOf(entry);
-        if (at !== -1) this.waiting.splice(at, 1);
-        reject(signal!.reason ?? new Error('aborted'));
-        this.admit();
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
       this.waiting.push(entry);
     });
   }
