@@ -228,11 +228,12 @@ export class HttpUpstreamGateway implements UpstreamGateway {
     const unanswered = (): UpstreamResult => ({ kind: 'unanswered', reason: 'deadline', attempts });
 
     for (;;) {
-      const chosen = await this.choose(candidates, failedOn, call.deadline, signals.wait).catch(
-        (error: unknown) => {
+      // Almost always a circuit lets the request through: no wait, no promise.
+      const chosen =
+        this.pick(candidates, failedOn) ??
+        (await this.choose(candidates, failedOn, call.deadline, signals.wait).catch((error: unknown) => {
           throw withAttempts(error, attempts);
-        },
-      );
+        }));
       if (!chosen) return unanswered();
       const { runtime, pass } = chosen;
       let attempt: AttemptResponse | null;
@@ -278,6 +279,21 @@ export class HttpUpstreamGateway implements UpstreamGateway {
     return typeof n === 'number' ? n : call.attemptsSoFar;
   }
 
+  /** The first upstream in routing order whose circuit lets the request through now, preferring those it has not failed on. */
+  private pick(
+    candidates: UpstreamRuntime[],
+    failedOn: Set<UpstreamRuntime>,
+  ): { runtime: UpstreamRuntime; pass: BreakerPass } | null {
+    for (const preferFresh of [true, false]) {
+      for (const runtime of candidates) {
+        if (preferFresh && failedOn.has(runtime)) continue;
+        const pass = runtime.breaker.tryPass();
+        if (pass) return { runtime, pass };
+      }
+    }
+    return null;
+  }
+
   /**
    * The upstream for the next attempt: the first in routing order whose circuit lets a request
    * through, preferring those this request has not failed on. When every circuit is open,
@@ -290,13 +306,8 @@ export class HttpUpstreamGateway implements UpstreamGateway {
     signal: AbortSignal,
   ): Promise<{ runtime: UpstreamRuntime; pass: BreakerPass } | null> {
     for (;;) {
-      for (const preferFresh of [true, false]) {
-        for (const runtime of candidates) {
-          if (preferFresh && failedOn.has(runtime)) continue;
-          const pass = runtime.breaker.tryPass();
-          if (pass) return { runtime, pass };
-        }
-      }
+      const picked = this.pick(candidates, failedOn);
+      if (picked) return picked;
       const now = this.clock.now();
       const next = Math.min(...candidates.map((c) => c.breaker.retryAt()));
       if (next >= deadline || now >= deadline) return null;

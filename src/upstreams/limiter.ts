@@ -186,18 +186,57 @@ interface Waiter {
 /** setTimeout cannot wait longer (about 24.8 days); a later deadline needs no timer anyway. */
 const MAX_TIMER_MS = 2_147_483_647;
 
+/**
+ * Deadline timers shared by the waiters with the same deadline: all of a batch's requests
+ * have its expiry as theirs, so thousands waiting in the queue hold one timer, not one each
+ * (a timer per waiter was a Timeout, an async-hook init and a timer-list insert per request).
+ */
+class DeadlineAlarms {
+  private readonly alarms = new Map<number, { timer: NodeJS.Timeout; due: Set<() => void> }>();
+
+  constructor(private readonly clock: Clock) {}
+
+  /** Runs `fn` at `deadline` (epoch ms) unless the returned function is called first. */
+  at(deadline: number, fn: () => void): () => void {
+    const wait = deadline - this.clock.now();
+    if (wait >= MAX_TIMER_MS) return () => undefined;
+    let alarm = this.alarms.get(deadline);
+    if (!alarm) {
+      const due = new Set<() => void>();
+      const timer = setTimeout(() => {
+        this.alarms.delete(deadline);
+        for (const ring of due) ring();
+      }, wait);
+      alarm = { timer, due };
+      this.alarms.set(deadline, alarm);
+    }
+    const own = alarm;
+    const entry = (): void => fn();
+    own.due.add(entry);
+    return () => {
+      own.due.delete(entry);
+      if (own.due.size === 0 && this.alarms.get(deadline) === own) {
+        clearTimeout(own.timer);
+        this.alarms.delete(deadline);
+      }
+    };
+  }
+}
+
 /** The limits of one upstream in this process: its fair queue, scopes and pacing. */
 export class UpstreamLimiter {
   readonly pacing: AdaptiveConcurrency;
   private readonly queue = new FairQueue<Waiter>();
   private readonly scope: LimitScope;
   private readonly modelScopes = new Map<string, LimitScope>();
+  private readonly alarms: DeadlineAlarms;
   private pumping = false;
 
   constructor(
     private readonly upstream: Upstream,
     private readonly deps: LimiterDeps,
   ) {
+    this.alarms = new DeadlineAlarms(deps.clock);
     this.pacing = new AdaptiveConcurrency({ max: upstream.limits.maxConcurrency, ...deps.pacing }, () =>
       deps.clock.now(),
     );
@@ -232,21 +271,18 @@ export class UpstreamLimiter {
       const cancel = this.queue.push(request.tenantId, request.batchId, waiter);
       const unwatch = onAbort(signal, () => {
         if (!cancel()) return;
-        clearTimeout(timer);
+        unalarm();
         leave();
         reject(abortError(signal));
       });
-      const timer =
-        wait < MAX_TIMER_MS
-          ? setTimeout(() => {
-              if (!cancel()) return;
-              unwatch();
-              leave();
-              resolve(null);
-            }, wait)
-          : undefined;
+      const unalarm = this.alarms.at(request.deadline, () => {
+        if (!cancel()) return;
+        unwatch();
+        leave();
+        resolve(null);
+      });
       waiter.start = () => {
-        clearTimeout(timer);
+        unalarm();
         unwatch();
         resolve(this.start(waiter));
       };

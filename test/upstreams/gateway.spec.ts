@@ -368,6 +368,38 @@ describe('upstream gateway', () => {
       expect(httpResult(await blocker).status).toBe(200);
       expect(simA.stats().totalRequests).toBe(1);
     });
+
+    it('answers each waiting request at its own deadline, those of one deadline together, aborted ones at once', async () => {
+      const gateway = single({}, { limits: { maxConcurrency: 1 } });
+      const blocker = gateway.call(callOf({ body: chat('slow', { simulate: { latency_ms: 700 } }) }));
+      await waitUntil(() => simA.stats().totalRequests === 1);
+      const [early, later] = [Date.now() + 150, Date.now() + 350];
+      const ended = (deadline: number, signal?: AbortSignal) =>
+        gateway.call(callOf({ deadline, ...(signal && { signal }) })).then(
+          (result) => ({ result, at: Date.now() }),
+          (error: Error) => ({ result: error.name, at: Date.now() }),
+        );
+      const cancelled = new AbortController();
+      const calls = [
+        ...Array.from({ length: 20 }, () => ended(early)),
+        ended(early, cancelled.signal),
+        ...Array.from({ length: 20 }, () => ended(later)),
+      ];
+      cancelled.abort();
+      const results = await Promise.all(calls);
+      const aborted = results[20];
+      expect(aborted.result).toBe('AbortError');
+      expect(aborted.at).toBeLessThan(early);
+      for (const [i, { result, at }] of results.entries()) {
+        if (i === 20) continue;
+        const deadline = i < 20 ? early : later;
+        expect(result).toMatchObject({ kind: 'unanswered', reason: 'deadline', attempts: 0 });
+        expect(at).toBeGreaterThanOrEqual(deadline - 5); // timers may fire a little early by Date.now()
+        expect(at).toBeLessThan(deadline + 150);
+      }
+      expect(httpResult(await blocker).status).toBe(200);
+      expect(simA.stats().totalRequests).toBe(1);
+    });
   });
 
   describe('abort', () => {

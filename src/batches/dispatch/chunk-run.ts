@@ -185,16 +185,23 @@ export class ChunkRun {
         onRetry: (n) => (this.attempts[request.line] = n),
       })
       .then(
-        (result) => this.settle(request, result),
-        (error: unknown) => {
-          if (isAbortError(error)) this.unanswered++;
-          else this.fail(request, error);
-        },
-      )
-      .finally(() => {
-        this.inFlight--;
-        this.maybeFinish();
-      });
+        (result) => this.settled(() => this.settle(request, result)),
+        (error: unknown) =>
+          this.settled(() => {
+            if (isAbortError(error)) this.unanswered++;
+            else this.fail(request, error);
+          }),
+      );
+  }
+
+  /** A call ended: its outcome taken care of (settle and fail never throw), the chunk may be done. */
+  private settled(handle: () => void): void {
+    try {
+      handle();
+    } finally {
+      this.inFlight--;
+      this.maybeFinish();
+    }
   }
 
   private settle(request: ChunkRequest, result: UpstreamResult): void {
