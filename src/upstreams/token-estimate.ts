@@ -62,7 +62,25 @@ export function estimateTokens(body: Record<string, unknown>): number {
   return Math.max(1, estimateInputTokens(body) + (outputBudget(body) ?? 0));
 }
 
-const num = (value: unknown): number | null => (typeof value === 'number' && value >= 0 ? value : null);
+/**
+ * No one request uses more tokens than this; a larger count in an answer is not believed. A
+ * million lines at it still sum far below Postgres' bigint.
+ */
+export const MAX_REPORTED_TOKENS = 1e12;
+
+/**
+ * A token count as an upstream reports it in `usage`, if it is one: a whole number from 0 to
+ * MAX_REPORTED_TOKENS; else null. The one reading of counts from answers, which are untrusted:
+ * a fraction or a huge number stored as a bigint would fail every attempt to record the
+ * answers around it, and charged to a tokens-per-minute bucket would stall it.
+ */
+export function tokenCount(value: unknown): number | null {
+  return Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) <= MAX_REPORTED_TOKENS
+    ? (value as number)
+    : null;
+}
+
+const num = tokenCount;
 
 /** Tokens the upstream reports in `usage` (chat/completions/embeddings or responses shape). */
 export function reportedTokens(body: unknown): number | null {

@@ -1,5 +1,6 @@
 import type { DataSource } from 'typeorm';
 import { ByteBudget } from '../../src/batches/dispatch/byte-budget';
+import { outcomeLine } from '../../src/batches/finalize/output-lines';
 import { BatchRepository } from '../../src/batches/store/batch.repository';
 import {
   OUTPUT_PAGE_ROWS_SQL,
@@ -121,6 +122,31 @@ describe('WorkRepository.outputs', () => {
       [batchId],
     );
     expect(bytes).toBe(outcomes.reduce((n, o) => n + Buffer.byteLength(o.output), 0));
+  });
+
+  it('records the answers of an upstream that reports impossible usage, counting none of it', async () => {
+    const batchId = await batchInProgress();
+    const hostile = [1.5, -3, 1e300, 2 ** 60];
+    const outcomes: RequestOutcome[] = hostile.map((tokens, i) => {
+      const body = { object: 'chat.completion', usage: { prompt_tokens: tokens, completion_tokens: tokens } };
+      const line = outcomeLine(`c-${i + 1}`, {
+        kind: 'http',
+        status: 200,
+        body,
+        text: JSON.stringify(body),
+        upstreamRequestId: null,
+        upstream: 'sim',
+        attempts: 1,
+      });
+      return { ...outcome(i + 1, line.ok, 0), output: line.output, ...line.usage, upstream: 'sim' };
+    });
+    expect(await work.record(batchId, outcomes)).toHaveLength(hostile.length);
+    const [row] = await db.query(
+      `SELECT request_completed::int AS completed, input_tokens::text AS input, output_tokens::text AS output
+         FROM batches WHERE id = $1`,
+      [batchId],
+    );
+    expect(row).toEqual({ completed: hostile.length, input: '0', output: '0' });
   });
 
   it('refuses an output holding a raw newline instead of shifting the outputs after it', async () => {

@@ -78,4 +78,25 @@ describe('output lines', () => {
       }),
     ).toEqual({ inputTokens: 7, cachedTokens: 0, outputTokens: 3, reasoningTokens: 1 });
   });
+
+  it('counts no usage an upstream cannot have had: fractions, negatives, huge numbers, strings', () => {
+    for (const bad of [1.5, -3, 1e300, Infinity, 2 ** 60, '12']) {
+      expect(
+        usageOf({
+          usage: {
+            prompt_tokens: bad,
+            completion_tokens: bad,
+            prompt_tokens_details: { cached_tokens: bad },
+            completion_tokens_details: { reasoning_tokens: bad },
+          },
+        }),
+      ).toEqual({ inputTokens: 0, cachedTokens: 0, outputTokens: 0, reasoningTokens: 0 });
+    }
+    expect(usageOf({ usage: { prompt_tokens: 3, completion_tokens: 1.5 } })).toEqual({
+      inputTokens: 3,
+      cachedTokens: 0,
+      outputTokens: 0,
+      reasoningTokens: 0,
+    });
+  });
 });

@@ -4,7 +4,12 @@ import { mulberry32 } from '../../src/simulator/latency';
 import { CircuitBreaker, type BreakerSettings } from '../../src/upstreams/circuit-breaker';
 import type { Clock } from '../../src/upstreams/clock';
 import { retryAfterMs, RetryPolicy, verdictFor } from '../../src/upstreams/retry-policy';
-import { estimateTokens, reportedTokens } from '../../src/upstreams/token-estimate';
+import {
+  estimateTokens,
+  MAX_REPORTED_TOKENS,
+  reportedTokens,
+  tokenCount,
+} from '../../src/upstreams/token-estimate';
 import { configWith } from './support';
 
 class FakeClock implements Clock {
@@ -309,5 +314,18 @@ describe('token estimates', () => {
     expect(reportedTokens({ usage: { prompt_tokens: 4 } })).toBe(4);
     expect(reportedTokens({ results: [] })).toBeNull();
     expect(reportedTokens('text')).toBeNull();
+  });
+
+  it('believes no count that is not a whole number from 0 to MAX_REPORTED_TOKENS', () => {
+    for (const bad of [1.5, -3, 1e300, Infinity, NaN, 2 ** 60, MAX_REPORTED_TOKENS + 1, '12', null, {}]) {
+      expect(tokenCount(bad)).toBeNull();
+      expect(reportedTokens({ usage: { total_tokens: bad } })).toBeNull();
+      // A bad total does not hide good parts; bad parts count as none.
+      expect(reportedTokens({ usage: { total_tokens: bad, prompt_tokens: 4, completion_tokens: bad } })).toBe(
+        4,
+      );
+    }
+    expect(tokenCount(0)).toBe(0);
+    expect(tokenCount(MAX_REPORTED_TOKENS)).toBe(MAX_REPORTED_TOKENS);
   });
 });

@@ -1,4 +1,5 @@
 import { newId } from '../../common/ids';
+import { tokenCount } from '../../upstreams/token-estimate';
 import type { UpstreamResult } from '../../upstreams/upstream-gateway';
 
 /** Token usage as a batch counts it, read from any endpoint's `usage` object. */
@@ -11,7 +12,7 @@ export interface TokenUsage {
 
 const ZERO: TokenUsage = { inputTokens: 0, cachedTokens: 0, outputTokens: 0, reasoningTokens: 0 };
 
-const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+const num = (v: unknown): number => tokenCount(v) ?? 0;
 
 /** Chat/completions/embeddings say prompt/completion tokens; the Responses API says input/output. */
 export function usageOf(body: unknown): TokenUsage {
