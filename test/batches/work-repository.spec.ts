@@ -124,6 +124,44 @@ describe('WorkRepository.outputs', () => {
     expect(bytes).toBe(outcomes.reduce((n, o) => n + Buffer.byteLength(o.output), 0));
   });
 
+  it('records custom_ids and usage exactly as given, quotes, backslashes and any Unicode included', async () => {
+    const batchId = await batchInProgress();
+    // NUL aside: validation refuses it in a custom_id, and Postgres text cannot hold it.
+    const awkward = ['"', '\\', '\\"', '{}', ',', "'", '\u2028', 'ü€😀', '\\n', 'NULL', ' ', '', '\\u0000'];
+    const outcomes = awkward.map((customId, i) => ({
+      ...outcome(i + 1, true, 0),
+      customId,
+      inputTokens: i,
+      cachedTokens: 2 * i,
+      outputTokens: 3 * i,
+      reasoningTokens: 4 * i,
+      upstream: i % 2 ? `up"${i}` : undefined,
+    }));
+    expect(await work.record(batchId, outcomes)).toHaveLength(awkward.length);
+    const rows: { line: number; custom_id: string }[] = await db.query(
+      `SELECT line, custom_id FROM request_results WHERE batch_id = $1 ORDER BY line`,
+      [batchId],
+    );
+    expect(rows.map((r) => r.custom_id)).toEqual(awkward);
+    const [totals] = await db.query(
+      `SELECT input_tokens::int AS i, cached_tokens::int AS c, output_tokens::int AS o, reasoning_tokens::int AS r
+         FROM batches WHERE id = $1`,
+      [batchId],
+    );
+    const sum = (k: number) => awkward.reduce((n, _, i) => n + k * i, 0);
+    expect(totals).toEqual({ i: sum(1), c: sum(2), o: sum(3), r: sum(4) });
+    const perUpstream: { upstream: string; n: number }[] = await db.query(
+      `SELECT upstream, request_completed::int AS n FROM batch_upstream_usage WHERE batch_id = $1 ORDER BY upstream`,
+      [batchId],
+    );
+    expect(perUpstream).toEqual(
+      outcomes
+        .filter((o) => o.upstream)
+        .map((o) => ({ upstream: o.upstream, n: 1 }))
+        .sort((a, b) => (a.upstream! < b.upstream! ? -1 : 1)),
+    );
+  });
+
   it('records the answers of an upstream that reports impossible usage, counting none of it', async () => {
     const batchId = await batchInProgress();
     const hostile = [1.5, -3, 1e300, 2 ** 60];
