@@ -280,6 +280,34 @@ describe('WorkRepository.outputs', () => {
     }
   });
 
+  it('records overlapping outcomes from concurrent recorders in any order without a deadlock, each line once', async () => {
+    // A chunk's outcomes reach Postgres in completion order, and two recorders can overlap (a
+    // chunk retried on another worker while the first still runs; finalize): their inserts
+    // must wait on each other in one order, or Postgres aborts one as a deadlock.
+    const lines = Array.from({ length: 300 }, (_, i) => outcome(i + 1, true, 10));
+    let seed = 7;
+    const shuffled = (): RequestOutcome[] => {
+      const out = [...lines];
+      for (let i = out.length - 1; i > 0; i--) {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        const j = seed % (i + 1);
+        [out[i], out[j]] = [out[j], out[i]];
+      }
+      return out;
+    };
+    for (let round = 0; round < 8; round++) {
+      const batchId = await batchInProgress();
+      const recorded = await Promise.all([
+        work.record(batchId, lines),
+        work.record(batchId, [...lines].reverse()),
+        work.record(batchId, shuffled()),
+        work.record(batchId, shuffled()),
+      ]);
+      expect(recorded.flat().sort((a, b) => a - b)).toEqual(lines.map((o) => o.line));
+      expect(await work.countOutcomes(batchId)).toEqual({ ok: lines.length, failed: 0 });
+    }
+  });
+
   it("moves the usage per answering upstream with the batch's, once per line, concurrent recorders included", async () => {
     const batchId = await batchInProgress();
     const answered = (line: number, upstream: string | null): RequestOutcome => ({

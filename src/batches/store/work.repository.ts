@@ -252,6 +252,9 @@ export async function recordOutcomes(
        SELECT $1, line, custom_id, ok, output, octet_length(output) FROM input
        -- A straggler finishing after the batch ended must not change it.
        WHERE EXISTS (SELECT 1 FROM batches WHERE id = $1 AND status IN ('in_progress', 'cancelling', 'finalizing'))
+       -- In line order: recorders whose lines overlap (a chunk retried elsewhere, finalize) then
+       -- wait on each other's rows in one order, never in a cycle (a deadlock).
+       ORDER BY line
        ON CONFLICT (batch_id, line) DO NOTHING
        RETURNING line
      ), added AS (
