@@ -1,3 +1,5 @@
+import { Watchers } from '../common/watchers';
+
 /** What call() rejects with when its signal aborts: an Error named AbortError, like fetch's. */
 export function abortError(signal?: AbortSignal): Error {
   const error = new Error('The upstream call was aborted', { cause: signal?.reason });
@@ -67,30 +69,22 @@ export function onAbort(signal: AbortSignal, fn: () => void): () => void {
   }
   let watchers = watched.get(signal);
   if (!watchers) {
-    const created = new Set<() => void>();
+    const created = new Watchers();
     watched.set(signal, created);
     signal.addEventListener(
       'abort',
       () => {
         watched.delete(signal);
-        // A watcher stopped by an earlier one (deleted from the set) is not run.
-        for (const watcher of created) watcher();
-        created.clear();
+        created.fire();
       },
       { once: true },
     );
     watchers = created;
   }
-  const own = watchers;
-  // A distinct function per watch, so the same `fn` can watch twice and be stopped once.
-  const entry = (): void => fn();
-  own.add(entry);
-  return () => {
-    own.delete(entry);
-  };
+  return watchers.add(fn);
 }
 
-const watched = new WeakMap<AbortSignal, Set<() => void>>();
+const watched = new WeakMap<AbortSignal, Watchers>();
 
 /** Resolves after `ms`; rejects with an AbortError as soon as `signal` aborts. */
 export function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -45,6 +45,7 @@
  * slots below its grant; the narrowed figure is what it reports as demand, so the shared
  * budget goes to the workers that can use it.
  */
+import { Watchers } from '../common/watchers';
 import { abortError, onAbort } from './abort';
 import { AdaptiveConcurrency, type PacingOptions } from './adaptive-concurrency';
 import type { Clock } from './clock';
@@ -192,7 +193,7 @@ const MAX_TIMER_MS = 2_147_483_647;
  * (a timer per waiter was a Timeout, an async-hook init and a timer-list insert per request).
  */
 class DeadlineAlarms {
-  private readonly alarms = new Map<number, { timer: NodeJS.Timeout; due: Set<() => void> }>();
+  private readonly alarms = new Map<number, Watchers>();
 
   constructor(private readonly clock: Clock) {}
 
@@ -202,24 +203,18 @@ class DeadlineAlarms {
     if (wait >= MAX_TIMER_MS) return () => undefined;
     let alarm = this.alarms.get(deadline);
     if (!alarm) {
-      const due = new Set<() => void>();
+      const created = new Watchers(() => {
+        clearTimeout(timer);
+        if (this.alarms.get(deadline) === created) this.alarms.delete(deadline);
+      });
       const timer = setTimeout(() => {
         this.alarms.delete(deadline);
-        for (const ring of due) ring();
+        created.fire();
       }, wait);
-      alarm = { timer, due };
-      this.alarms.set(deadline, alarm);
+      this.alarms.set(deadline, created);
+      alarm = created;
     }
-    const own = alarm;
-    const entry = (): void => fn();
-    own.due.add(entry);
-    return () => {
-      own.due.delete(entry);
-      if (own.due.size === 0 && this.alarms.get(deadline) === own) {
-        clearTimeout(own.timer);
-        this.alarms.delete(deadline);
-      }
-    };
+    return alarm.add(fn);
   }
 }
 

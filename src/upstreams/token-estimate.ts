@@ -80,17 +80,15 @@ export function tokenCount(value: unknown): number | null {
     : null;
 }
 
-const num = tokenCount;
-
 /** Tokens the upstream reports in `usage` (chat/completions/embeddings or responses shape). */
 export function reportedTokens(body: unknown): number | null {
   if (typeof body !== 'object' || body === null) return null;
   const usage = (body as { usage?: unknown }).usage;
   if (typeof usage !== 'object' || usage === null) return null;
   const u = usage as Record<string, unknown>;
-  const total = num(u.total_tokens);
+  const total = tokenCount(u.total_tokens);
   if (total !== null) return total;
-  const input = num(u.prompt_tokens) ?? num(u.input_tokens);
-  const output = num(u.completion_tokens) ?? num(u.output_tokens) ?? 0;
+  const input = tokenCount(u.prompt_tokens) ?? tokenCount(u.input_tokens);
+  const output = tokenCount(u.completion_tokens) ?? tokenCount(u.output_tokens) ?? 0;
   return input === null ? null : input + output;
 }
