@@ -14,7 +14,8 @@ ensure_python_openai
 
 log "lint and type-check"
 npx --no-install eslint --max-warnings 0 .
-npx --no-install prettier --check --log-level warn .
+# Its cache (content hashes) makes a second run check only what changed.
+npx --no-install prettier --check --log-level warn --cache --cache-location .barge/cache/prettier .
 npx --no-install tsc --noEmit -p tsconfig.json
 
 export BARGE_PROFILE=test
