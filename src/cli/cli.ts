@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { API_OPTIONS_USAGE, ApiError } from './api-client';
 import { BATCHES_USAGE, batchesCommand } from './batches/command';
 import { CliIO, UsageError } from './io';
+import { parseOperatorRequest } from './operator-requests';
 import { PROVIDER_KEY_USAGE } from './provider-keys.command';
 import { webhooksApiCommand, WEBHOOKS_USAGE } from './webhooks.command';
 
@@ -132,11 +133,20 @@ export async function runCli(
   const foreign = Object.keys(parsed.values).find((name) => name !== 'help' && !allowed.includes(name));
   if (foreign) return usageError(io, `Unknown option '--${foreign}' for ${group}`);
 
+  // Mistakes in the arguments are answered first, without the configuration or Postgres.
+  let request;
+  try {
+    request = parseOperatorRequest(group, action ?? '', { ...parsed.values, positionals });
+  } catch (err) {
+    if (err instanceof UsageError) return usageError(io, err.message);
+    throw err;
+  }
   // The operator's commands need Postgres and the server's configuration; their modules
-  // (TypeORM, pg, zod) take most of a second to load, which the API commands above skip.
+  // (TypeORM, pg, zod) take most of a second to load, which the API commands above and the
+  // usage errors skip.
   const { runOperatorCommand } = await import('./operator');
   try {
-    return await runOperatorCommand(group, action ?? '', { ...parsed.values, positionals }, io, env);
+    return await runOperatorCommand(request, io, env);
   } catch (err) {
     if (err instanceof UsageError) return usageError(io, err.message);
     throw err;

@@ -1,47 +1,44 @@
 import { ApiKeyError, ApiKeyInfo, ApiKeyStore } from '../auth/api-key-store';
 import type { CliIO } from './io';
 import { UsageError } from './io';
+import type { RequestOf } from './operator-requests';
 import { formatTable } from './table';
 
-/** `barge keys create|list|revoke`. Returns the exit code. */
+/** `barge keys create|list|revoke`, its arguments checked (operator-requests.ts). Returns the exit code. */
 export async function keysCommand(
   keys: ApiKeyStore,
-  action: string,
-  args: { tenant?: string; name?: string; json?: boolean; admin?: boolean; positionals: string[] },
+  request: RequestOf<'keys create' | 'keys list' | 'keys revoke'>,
   io: CliIO,
 ): Promise<number> {
-  switch (action) {
-    case 'create': {
-      if (!args.tenant) throw new UsageError('keys create needs --tenant NAME');
-      noPositionals(args.positionals, 'keys create');
+  switch (request.command) {
+    case 'keys create': {
+      const role = request.admin ? 'admin' : 'tenant';
       let created;
       try {
-        created = await keys.create(args.tenant, args.name, args.admin ? 'admin' : 'tenant');
+        created = await keys.create(request.tenant, request.name, role);
       } catch (err) {
         if (err instanceof ApiKeyError) throw new UsageError(err.message);
         throw err;
       }
       const { info } = created;
       io.err(
-        `Created ${args.admin ? 'admin key ' : ''}${info.id} (${info.prefix}...) for ${created.tenantCreated ? 'new ' : ''}tenant "${info.tenantName}".`,
+        `Created ${request.admin ? 'admin key ' : ''}${info.id} (${info.prefix}...) for ${created.tenantCreated ? 'new ' : ''}tenant "${info.tenantName}".`,
       );
       io.err('This is the only time the key is shown; store it now:');
       // The key alone on stdout's last line: `KEY=$(barge keys create --tenant t)` just works.
       io.out(created.key);
       return 0;
     }
-    case 'list': {
-      noPositionals(args.positionals, 'keys list');
-      const list = await keys.list(args.tenant);
-      if (args.json) io.out(JSON.stringify(list, null, 2));
+    case 'keys list': {
+      const list = await keys.list(request.tenant);
+      if (request.json) io.out(JSON.stringify(list, null, 2));
       else if (list.length === 0)
-        io.err(args.tenant ? `No keys for tenant "${args.tenant}".` : 'No keys yet.');
+        io.err(request.tenant ? `No keys for tenant "${request.tenant}".` : 'No keys yet.');
       else io.out(formatTable(KEY_COLUMNS, list.map(keyRow)));
       return 0;
     }
-    case 'revoke': {
-      if (args.positionals.length !== 1) throw new UsageError('keys revoke needs exactly one KEY_ID');
-      const id = args.positionals[0];
+    case 'keys revoke': {
+      const id = request.keyId;
       const now = new Date();
       const key = await keys.revoke(id, now);
       if (!key) {
@@ -55,8 +52,6 @@ export async function keysCommand(
       }
       return 0;
     }
-    default:
-      throw new UsageError(action ? `unknown keys command "${action}"` : 'keys needs a command');
   }
 }
 
@@ -76,7 +71,3 @@ function keyRow(key: ApiKeyInfo): string[] {
 }
 
 const iso = (date: Date) => date.toISOString().replace(/\.\d{3}Z$/, 'Z');
-
-function noPositionals(positionals: string[], command: string): void {
-  if (positionals.length > 0) throw new UsageError(`${command} takes no argument "${positionals[0]}"`);
-}

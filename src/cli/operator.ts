@@ -1,3 +1,4 @@
+import type { DataSource } from 'typeorm';
 import { ApiKeyStore } from '../auth/api-key-store';
 import { SecretBox } from '../common/secret-box';
 import { ConfigError, loadConfig } from '../config/config';
@@ -7,21 +8,21 @@ import { TenantQuotas } from '../tenants/tenant-quotas';
 import { UsageStore } from '../tenants/usage';
 import { PriceBook } from '../upstreams/prices';
 import { providerNames } from '../upstreams/provider-names';
-import type { OperatorArgs } from './cli';
 import { CliIO, UsageError } from './io';
 import { keysCommand } from './keys.command';
-import { providerKeyCommand } from './provider-keys.command';
+import type { OperatorRequest } from './operator-requests';
+import { keyToRegister, providerKeyCommand } from './provider-keys.command';
 import { tenantsCommand } from './tenants.command';
 import { usageCommand } from './usage.command';
 
 /**
  * The operator's commands (keys, tenants, usage): against Postgres, with the server's own
- * configuration. Loaded by cli.ts only when one of them runs; a UsageError goes back to it.
+ * configuration. Loaded by cli.ts only when one of them runs, with its arguments already
+ * checked (operator-requests.ts); what needs only the configuration is checked before
+ * connecting. A UsageError goes back to cli.ts.
  */
 export async function runOperatorCommand(
-  group: string,
-  action: string,
-  args: OperatorArgs,
+  request: OperatorRequest,
   io: CliIO,
   env: Record<string, string | undefined>,
 ): Promise<number> {
@@ -35,47 +36,63 @@ export async function runOperatorCommand(
     }
     throw err;
   }
+  const box = SecretBox.fromConfig(config.secrets);
 
-  let db;
+  let db: DataSource | undefined;
   try {
-    db = await connectDatabase(config, 'barge-cli');
-  } catch (err) {
-    io.err(`barge: cannot connect to Postgres: ${(err as Error).message}`);
-    return 1;
-  }
-  try {
-    switch (group) {
+    // set-key reads and checks the key before Postgres: a wrong upstream or an unusable key
+    // is answered whether or not the database is up.
+    let key: string | undefined;
+    if (request.command === 'tenants set-key') {
+      const read = await keyToRegister(request, io, env, providerNames(config), box !== null);
+      if ('exit' in read) return read.exit;
+      key = read.key;
+    }
+    try {
+      db = await connectDatabase(config, 'barge-cli');
+    } catch (err) {
+      io.err(`barge: cannot connect to Postgres: ${(err as Error).message}`);
+      return 1;
+    }
+    switch (request.command) {
       case 'usage': {
         const keys = new ApiKeyStore(db);
         return await usageCommand(
           new UsageStore(db, new PriceBook(config.pricing)),
           (name) => keys.tenantIdByName(name),
-          args,
+          request,
           io,
         );
       }
-      case 'tenants': {
-        const keys = new ProviderKeyStore(db, SecretBox.fromConfig(config.secrets));
-        if (action === 'set-key' || action === 'delete-key') {
-          return await providerKeyCommand(keys, action, args, io, env, providerNames(config));
-        }
+      case 'tenants set-key':
+        return await providerKeyCommand(new ProviderKeyStore(db, box), { ...request, key: key! }, io);
+      case 'tenants delete-key':
+        return await providerKeyCommand(new ProviderKeyStore(db, box), request, io);
+      case 'tenants set':
+      case 'tenants list': {
+        const keys = new ProviderKeyStore(db, box);
         return await tenantsCommand(
           new TenantQuotas(db, config.quotas),
-          action,
-          args,
+          request,
           io,
           providerNames(config),
           () => keys.registeredUpstreams(),
         );
       }
-      default:
-        return await keysCommand(new ApiKeyStore(db), action, args, io);
+      case 'keys create':
+      case 'keys list':
+      case 'keys revoke':
+        return await keysCommand(new ApiKeyStore(db), request, io);
+      default: {
+        const none: never = request; // every command is handled above
+        throw new Error(`no operator command ${JSON.stringify(none)}`);
+      }
     }
   } catch (err) {
     if (err instanceof UsageError) throw err; // cli.ts answers it with the usage text
     io.err(`barge: ${(err as Error).message}`);
     return err instanceof ProviderKeysNotConfigured ? 2 : 1;
   } finally {
-    await db.destroy();
+    await db?.destroy();
   }
 }

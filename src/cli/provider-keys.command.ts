@@ -1,13 +1,7 @@
 import { ProviderKeyStore, ProviderKeysNotConfigured, providerKeyProblem } from '../tenants/provider-keys';
 import type { CliIO } from './io';
 import { UsageError } from './io';
-
-export interface ProviderKeyArgs {
-  tenant?: string;
-  upstream?: string;
-  'key-env'?: string;
-  positionals: string[];
-}
+import type { RequestOf } from './operator-requests';
 
 export const PROVIDER_KEY_USAGE = `  barge tenants set-key --tenant NAME --upstream UPSTREAM [--key-env VAR]
                                                    register the tenant's own key for an upstream,
@@ -18,26 +12,43 @@ export const PROVIDER_KEY_USAGE = `  barge tenants set-key --tenant NAME --upstr
   barge tenants delete-key --tenant NAME --upstream UPSTREAM
                                                    back to the configured key`;
 
-/** `barge tenants set-key|delete-key`. Returns the exit code. */
-export async function providerKeyCommand(
-  store: ProviderKeyStore,
-  action: 'set-key' | 'delete-key',
-  args: ProviderKeyArgs,
+/**
+ * `barge tenants set-key`, the part before Postgres: the upstream is configured, keys can be
+ * stored here (an encryption key is configured), and the key, read from `--key-env` or stdin
+ * (never from argv, which every user of the machine can read in the process list), is usable.
+ * The key, or the exit code when it is not.
+ */
+export async function keyToRegister(
+  request: RequestOf<'tenants set-key'>,
   io: CliIO,
   env: Record<string, string | undefined>,
   configuredUpstreams: string[],
-): Promise<number> {
-  if (args.positionals.length > 0) {
-    // Most likely the key itself: say where it goes instead, without repeating it.
+  canStore: boolean,
+): Promise<{ key: string } | { exit: number }> {
+  const { upstream } = request;
+  if (!configuredUpstreams.includes(upstream)) {
     throw new UsageError(
-      `tenants ${action} takes no arguments (a key is read from --key-env VAR or stdin, never from the command line)`,
+      `no upstream "${upstream}" is configured (configured: ${configuredUpstreams.join(', ') || 'none'})`,
     );
   }
-  if (!args.tenant) throw new UsageError(`tenants ${action} needs --tenant NAME`);
-  if (!args.upstream) throw new UsageError(`tenants ${action} needs --upstream NAME`);
-  const { tenant, upstream } = args;
-  if (action === 'delete-key') {
-    if (args['key-env'] !== undefined) throw new UsageError('tenants delete-key takes no --key-env');
+  if (!canStore) throw new ProviderKeysNotConfigured();
+  const key = (await readKey(request.keyEnv, env, io, upstream)).trim();
+  const problem = providerKeyProblem(key);
+  if (problem) {
+    io.err(`barge: that is not a usable key: ${problem}`);
+    return { exit: 1 };
+  }
+  return { key };
+}
+
+/** `barge tenants set-key|delete-key` against the store; set-key's key already read (keyToRegister). */
+export async function providerKeyCommand(
+  store: ProviderKeyStore,
+  request: (RequestOf<'tenants set-key'> & { key: string }) | RequestOf<'tenants delete-key'>,
+  io: CliIO,
+): Promise<number> {
+  const { tenant, upstream } = request;
+  if (request.command === 'tenants delete-key') {
     const deleted = await store.remove(tenant, upstream);
     if (deleted === null) return noTenant(io, tenant);
     if (!deleted) {
@@ -49,21 +60,7 @@ export async function providerKeyCommand(
     );
     return 0;
   }
-
-  if (!configuredUpstreams.includes(upstream)) {
-    throw new UsageError(
-      `no upstream "${upstream}" is configured (configured: ${configuredUpstreams.join(', ') || 'none'})`,
-    );
-  }
-  if (!store.configured) throw new ProviderKeysNotConfigured();
-  // Never from argv, which every user of the machine can read in the process list.
-  const key = (await readKey(args['key-env'], env, io, upstream)).trim();
-  const problem = providerKeyProblem(key);
-  if (problem) {
-    io.err(`barge: that is not a usable key: ${problem}`);
-    return 1;
-  }
-  const done = await store.register(tenant, upstream, key);
+  const done = await store.register(tenant, upstream, request.key);
   if (!done) return noTenant(io, tenant);
   io.err(
     `${done.replaced ? 'Replaced' : 'Registered'} tenant "${tenant}"'s key for upstream "${upstream}" ` +

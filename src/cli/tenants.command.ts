@@ -1,107 +1,52 @@
 import type { TenantQuotaInfo, TenantQuotas } from '../tenants/tenant-quotas';
-import { describeLimit, OverrideValue, parseOverride, QuotaName } from '../tenants/quotas';
+import { describeLimit, type QuotaName } from '../tenants/quotas';
 import type { CliIO } from './io';
-import { UsageError } from './io';
+import type { RequestOf } from './operator-requests';
 import { formatTable } from './table';
 
-export interface TenantsArgs {
-  tenant?: string;
-  json?: boolean;
-  'max-active-batches'?: string;
-  'max-storage-bytes'?: string;
-  'max-enqueued-tokens'?: string;
-  upstreams?: string;
-  positionals: string[];
-}
-
-const FLAGS: [keyof TenantsArgs & string, QuotaName][] = [
-  ['max-active-batches', 'maxActiveBatches'],
-  ['max-storage-bytes', 'maxStorageBytes'],
-  ['max-enqueued-tokens', 'maxEnqueuedTokens'],
-];
-
-/** `barge tenants set|list`. Returns the exit code. */
+/** `barge tenants set|list`, its arguments checked (operator-requests.ts). Returns the exit code. */
 export async function tenantsCommand(
   quotas: TenantQuotas,
-  action: string,
-  args: TenantsArgs,
+  request: RequestOf<'tenants set' | 'tenants list'>,
   io: CliIO,
   configuredUpstreams: string[] = [],
   /** The upstreams each tenant has its own key for, by tenant id (`--json` lists them). */
   ownKeys: () => Promise<Map<string, string[]>> = async () => new Map(),
 ): Promise<number> {
   const print = async (list: TenantQuotaInfo[]) => {
-    if (!args.json) return io.out(formatTable(COLUMNS, list.map(row)));
+    if (!request.json) return io.out(formatTable(COLUMNS, list.map(row)));
     const keys = await ownKeys();
     const withKeys = list.map((info) => ({ ...info, providerKeys: keys.get(info.tenantId) ?? [] }));
     io.out(JSON.stringify(withKeys, null, 2));
   };
-  if (args.positionals.length > 0) {
-    throw new UsageError(`tenants ${action} takes no argument "${args.positionals[0]}"`);
-  }
-  switch (action) {
-    case 'set': {
-      if (!args.tenant) throw new UsageError('tenants set needs --tenant NAME');
-      const values: Partial<Record<QuotaName, OverrideValue>> = {};
-      for (const [flag, name] of FLAGS) {
-        const text = args[flag];
-        if (typeof text !== 'string') continue;
-        try {
-          values[name] = parseOverride(flag, text);
-        } catch (err) {
-          throw new UsageError((err as Error).message);
-        }
-      }
-      const upstreams = args.upstreams === undefined ? undefined : parseUpstreams(args.upstreams);
-      if (Object.keys(values).length === 0 && upstreams === undefined) {
-        throw new UsageError(
-          'tenants set needs at least one of --max-active-batches, --max-storage-bytes, --max-enqueued-tokens, --upstreams',
-        );
-      }
-      for (const name of upstreams ?? []) {
+  switch (request.command) {
+    case 'tenants set': {
+      for (const name of request.upstreams ?? []) {
         if (!configuredUpstreams.includes(name))
           io.err(`barge: note: no upstream "${name}" is configured (yet)`);
       }
-      const info = await quotas.set(args.tenant, values, upstreams);
+      const info = await quotas.set(request.tenant, request.quotas, request.upstreams);
       if (!info) {
-        io.err(`barge: no tenant "${args.tenant}" (tenants are created by \`barge keys create\`)`);
+        io.err(`barge: no tenant "${request.tenant}" (tenants are created by \`barge keys create\`)`);
         return 1;
       }
       io.err(`Updated the quotas of tenant "${info.tenantName}".`);
       await print([info]);
       return 0;
     }
-    case 'list': {
-      const list = await quotas.list(args.tenant);
-      if (!args.json && list.length === 0) {
-        io.err(args.tenant ? `No tenant "${args.tenant}".` : 'No tenants yet.');
-        return args.tenant ? 1 : 0;
+    case 'tenants list': {
+      const list = await quotas.list(request.tenant);
+      if (!request.json && list.length === 0) {
+        io.err(request.tenant ? `No tenant "${request.tenant}".` : 'No tenants yet.');
+        return request.tenant ? 1 : 0;
       }
       await print(list);
       return 0;
     }
-    default:
-      throw new UsageError(action ? `unknown tenants command "${action}"` : 'tenants needs a command');
   }
 }
 
 const COLUMNS = ['TENANT', 'ACTIVE BATCHES', 'STORAGE BYTES', 'ENQUEUED TOKENS (PER MODEL)', 'UPSTREAMS'];
-
-const UPSTREAM_NAME = /^[a-zA-Z0-9_.-]+$/;
-
-/** `--upstreams a,b`: the upstreams a tenant may pin; `all` (null): every configured one; `none`: none. */
-function parseUpstreams(text: string): string[] | null {
-  if (text === 'all') return null;
-  if (text === 'none') return [];
-  const names = [...new Set(text.split(',').map((n) => n.trim()))];
-  const bad = names.find((n) => !UPSTREAM_NAME.test(n));
-  if (bad !== undefined) {
-    throw new UsageError(
-      `--upstreams wants "all", "none" or upstream names separated by commas (letters, digits, "_", "." and "-"), not "${text}"`,
-    );
-  }
-  return names;
-}
 
 /** `use / limit`, the limit marked when it is the tenant's own rather than the configured default. */
 function cell(use: string, info: TenantQuotaInfo, name: QuotaName): string {

@@ -1,55 +1,21 @@
-import { parseGroupBy, usageColumns, usageCsv, UsageGroup, UsageRow, UsageStore } from '../tenants/usage';
-import { OpenAIError } from '../common/openai-error';
+import { usageColumns, usageCsv, UsageGroup, UsageRow, UsageStore } from '../tenants/usage';
 import type { CliIO } from './io';
-import { UsageError } from './io';
+import type { RequestOf } from './operator-requests';
 import { formatTable } from './table';
 
-export interface UsageArgs {
-  tenant?: string;
-  since?: string;
-  until?: string;
-  'group-by'?: string;
-  format?: string;
-  positionals: string[];
-}
-
-const FORMATS = ['table', 'json', 'csv'];
-
-/** A date or date-time as the operator writes it (`2026-01-31`, `2026-01-31T12:00:00Z`); days are UTC. */
-export function parseCliDate(flag: string, text: string): Date {
-  const iso = /^\d{4}-\d{2}-\d{2}$/.test(text) ? `${text}T00:00:00Z` : text;
-  const date = new Date(iso);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(text) || Number.isNaN(date.getTime())) {
-    throw new UsageError(`--${flag} wants a date (YYYY-MM-DD) or an ISO date-time, not "${text}"`);
-  }
-  return date;
-}
-
-/** `barge usage`: every tenant's usage (or one's), by tenant and the groups asked for. */
+/** `barge usage`, its arguments checked (operator-requests.ts): every tenant's usage (or one's), by tenant and the groups asked for. */
 export async function usageCommand(
   usage: UsageStore,
   tenantIdOf: (name: string) => Promise<string | null>,
-  args: UsageArgs,
+  request: RequestOf<'usage'>,
   io: CliIO,
 ): Promise<number> {
-  if (args.positionals.length > 0) throw new UsageError(`usage takes no argument "${args.positionals[0]}"`);
-  const format = args.format ?? 'table';
-  if (!FORMATS.includes(format))
-    throw new UsageError(`--format wants one of ${FORMATS.join(', ')}, not "${format}"`);
-  let groupBy: UsageGroup[];
-  try {
-    groupBy = parseGroupBy(args['group-by'], '--group-by');
-  } catch (err) {
-    if (err instanceof OpenAIError) throw new UsageError(err.message);
-    throw err;
-  }
-  const since = args.since === undefined ? undefined : parseCliDate('since', args.since);
-  const until = args.until === undefined ? undefined : parseCliDate('until', args.until);
+  const { since, until, groupBy, format } = request;
   let tenantId: string | undefined;
-  if (args.tenant !== undefined) {
-    tenantId = (await tenantIdOf(args.tenant)) ?? undefined;
+  if (request.tenant !== undefined) {
+    tenantId = (await tenantIdOf(request.tenant)) ?? undefined;
     if (!tenantId) {
-      io.err(`barge: no tenant "${args.tenant}"`);
+      io.err(`barge: no tenant "${request.tenant}"`);
       return 1;
     }
   }

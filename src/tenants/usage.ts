@@ -10,6 +10,7 @@ import {
   type PricedPart,
   type PriceObject,
 } from '../upstreams/prices';
+import { readUsageGroups, USAGE_GROUPS, type UsageGroup } from './usage-groups';
 
 /**
  * Usage per tenant, summed from the batches' own live counters (request_counts and usage, the
@@ -19,8 +20,7 @@ import {
  * at that upstream's configured price for the batch's model.
  */
 
-export const USAGE_GROUPS = ['model', 'day'] as const;
-export type UsageGroup = (typeof USAGE_GROUPS)[number];
+export { USAGE_GROUPS, type UsageGroup };
 
 export interface UsageFilter {
   tenantId?: string;
@@ -229,23 +229,13 @@ export class UsageStore {
 
 /** The group_by parameter: comma-separated (or repeated) names out of USAGE_GROUPS, each once. */
 export function parseGroupBy(value: unknown, param = 'group_by'): UsageGroup[] {
-  if (value === undefined || value === '') return [];
-  const parts = (Array.isArray(value) ? value : [value]).flatMap((v) =>
-    typeof v === 'string' ? v.split(',') : [v],
+  const read = readUsageGroups(value);
+  if ('groups' in read) return read.groups;
+  throw invalidRequest(
+    `Invalid value for '${param}': ${echo(read.invalid)}. Supported: ${USAGE_GROUPS.join(', ')}.`,
+    param,
+    'invalid_value',
   );
-  const out: UsageGroup[] = [];
-  for (const part of parts) {
-    const name = typeof part === 'string' ? part.trim() : part;
-    if (!(USAGE_GROUPS as readonly unknown[]).includes(name)) {
-      throw invalidRequest(
-        `Invalid value for '${param}': ${echo(String(name))}. Supported: ${USAGE_GROUPS.join(', ')}.`,
-        param,
-        'invalid_value',
-      );
-    }
-    if (!out.includes(name as UsageGroup)) out.push(name as UsageGroup);
-  }
-  return out;
 }
 
 /** A Unix-seconds query parameter (start_time, end_time), as OpenAI's usage API takes them. */

@@ -1,4 +1,4 @@
-import { parseCliDate } from '../../src/cli/usage.command';
+import { parseCliDate } from '../../src/cli/operator-requests';
 import { OpenAIError } from '../../src/common/openai-error';
 import { costOfParts, PriceBook } from '../../src/upstreams/prices';
 import { parseGroupBy, parseUnixSeconds, toFigures, usageCsv, UsageRow } from '../../src/tenants/usage';
