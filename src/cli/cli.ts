@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { API_OPTIONS_USAGE, ApiError } from './api-client';
 import { BATCHES_USAGE, batchesCommand } from './batches/command';
 import { CliIO, UsageError } from './io';
-import { parseOperatorRequest } from './operator-requests';
+import { parseOperatorRequest, type OperatorRequest } from './operator-requests';
 import { PROVIDER_KEY_USAGE } from './provider-keys.command';
 import { webhooksApiCommand, WEBHOOKS_USAGE } from './webhooks.command';
 
@@ -134,7 +134,7 @@ export async function runCli(
   if (foreign) return usageError(io, `Unknown option '--${foreign}' for ${group}`);
 
   // Mistakes in the arguments are answered first, without the configuration or Postgres.
-  let request;
+  let request: OperatorRequest;
   try {
     request = parseOperatorRequest(group, action ?? '', { ...parsed.values, positionals });
   } catch (err) {

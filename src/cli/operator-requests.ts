@@ -1,5 +1,5 @@
 import { parseOverride, type OverrideValue, type QuotaName } from '../tenants/quotas';
-import { readUsageGroups, USAGE_GROUPS, type UsageGroup } from '../tenants/usage-groups';
+import { invalidUsageGroupMessage, readUsageGroups, type UsageGroup } from '../tenants/usage-groups';
 import type { OperatorArgs } from './cli';
 import { UsageError } from './io';
 
@@ -147,9 +147,7 @@ function usageRequest(args: OperatorArgs): OperatorRequest {
   }
   const groups = readUsageGroups(args['group-by']);
   if ('invalid' in groups) {
-    throw new UsageError(
-      `Invalid value for '--group-by': ${groups.invalid}. Supported: ${USAGE_GROUPS.join(', ')}.`,
-    );
+    throw new UsageError(invalidUsageGroupMessage('--group-by', groups.invalid));
   }
   return {
     command: 'usage',

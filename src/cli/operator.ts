@@ -11,7 +11,7 @@ import { providerNames } from '../upstreams/provider-names';
 import { CliIO, UsageError } from './io';
 import { keysCommand } from './keys.command';
 import type { OperatorRequest } from './operator-requests';
-import { keyToRegister, providerKeyCommand } from './provider-keys.command';
+import { keyToRegister, providerKeyCommand, type KeyedSetKey } from './provider-keys.command';
 import { tenantsCommand } from './tenants.command';
 import { usageCommand } from './usage.command';
 
@@ -42,11 +42,13 @@ export async function runOperatorCommand(
   try {
     // set-key reads and checks the key before Postgres: a wrong upstream or an unusable key
     // is answered whether or not the database is up.
-    let key: string | undefined;
+    let ready: Exclude<OperatorRequest, { command: 'tenants set-key' }> | KeyedSetKey;
     if (request.command === 'tenants set-key') {
       const read = await keyToRegister(request, io, env, providerNames(config), box !== null);
       if ('exit' in read) return read.exit;
-      key = read.key;
+      ready = read;
+    } else {
+      ready = request;
     }
     try {
       db = await connectDatabase(config, 'barge-cli');
@@ -54,26 +56,25 @@ export async function runOperatorCommand(
       io.err(`barge: cannot connect to Postgres: ${(err as Error).message}`);
       return 1;
     }
-    switch (request.command) {
+    switch (ready.command) {
       case 'usage': {
         const keys = new ApiKeyStore(db);
         return await usageCommand(
           new UsageStore(db, new PriceBook(config.pricing)),
           (name) => keys.tenantIdByName(name),
-          request,
+          ready,
           io,
         );
       }
       case 'tenants set-key':
-        return await providerKeyCommand(new ProviderKeyStore(db, box), { ...request, key: key! }, io);
       case 'tenants delete-key':
-        return await providerKeyCommand(new ProviderKeyStore(db, box), request, io);
+        return await providerKeyCommand(new ProviderKeyStore(db, box), ready, io);
       case 'tenants set':
       case 'tenants list': {
         const keys = new ProviderKeyStore(db, box);
         return await tenantsCommand(
           new TenantQuotas(db, config.quotas),
-          request,
+          ready,
           io,
           providerNames(config),
           () => keys.registeredUpstreams(),
@@ -82,9 +83,9 @@ export async function runOperatorCommand(
       case 'keys create':
       case 'keys list':
       case 'keys revoke':
-        return await keysCommand(new ApiKeyStore(db), request, io);
+        return await keysCommand(new ApiKeyStore(db), ready, io);
       default: {
-        const none: never = request; // every command is handled above
+        const none: never = ready; // every command is handled above
         throw new Error(`no operator command ${JSON.stringify(none)}`);
       }
     }

@@ -16,7 +16,7 @@ export const PROVIDER_KEY_USAGE = `  barge tenants set-key --tenant NAME --upstr
  * `barge tenants set-key`, the part before Postgres: the upstream is configured, keys can be
  * stored here (an encryption key is configured), and the key, read from `--key-env` or stdin
  * (never from argv, which every user of the machine can read in the process list), is usable.
- * The key, or the exit code when it is not.
+ * The request with its key, or the exit code when the key is not usable.
  */
 export async function keyToRegister(
   request: RequestOf<'tenants set-key'>,
@@ -24,7 +24,7 @@ export async function keyToRegister(
   env: Record<string, string | undefined>,
   configuredUpstreams: string[],
   canStore: boolean,
-): Promise<{ key: string } | { exit: number }> {
+): Promise<KeyedSetKey | { exit: number }> {
   const { upstream } = request;
   if (!configuredUpstreams.includes(upstream)) {
     throw new UsageError(
@@ -38,13 +38,16 @@ export async function keyToRegister(
     io.err(`barge: that is not a usable key: ${problem}`);
     return { exit: 1 };
   }
-  return { key };
+  return { ...request, key };
 }
 
-/** `barge tenants set-key|delete-key` against the store; set-key's key already read (keyToRegister). */
+/** `barge tenants set-key` with the key it registers, read before connecting (keyToRegister). */
+export type KeyedSetKey = RequestOf<'tenants set-key'> & { key: string };
+
+/** `barge tenants set-key|delete-key` against the store. */
 export async function providerKeyCommand(
   store: ProviderKeyStore,
-  request: (RequestOf<'tenants set-key'> & { key: string }) | RequestOf<'tenants delete-key'>,
+  request: KeyedSetKey | RequestOf<'tenants delete-key'>,
   io: CliIO,
 ): Promise<number> {
   const { tenant, upstream } = request;

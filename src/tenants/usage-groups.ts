@@ -1,7 +1,9 @@
+import { echo } from '../common/text';
+
 /**
  * How usage can be grouped (besides by tenant), and the one reading of a group list, shared by
- * the API's `group_by` and the CLI's `--group-by`. No imports: the CLI checks its arguments with
- * it before loading anything that talks to Postgres.
+ * the API's `group_by` and the CLI's `--group-by`. Light on purpose: the CLI checks its
+ * arguments with it before loading anything that talks to Postgres.
  */
 export const USAGE_GROUPS = ['model', 'day'] as const;
 export type UsageGroup = (typeof USAGE_GROUPS)[number];
@@ -19,4 +21,9 @@ export function readUsageGroups(value: unknown): { groups: UsageGroup[] } | { in
     if (!groups.includes(name as UsageGroup)) groups.push(name as UsageGroup);
   }
   return { groups };
+}
+
+/** What is wrong with a group list that holds `invalid`, in the API's words and the CLI's. */
+export function invalidUsageGroupMessage(param: string, invalid: string): string {
+  return `Invalid value for '${param}': ${echo(invalid)}. Supported: ${USAGE_GROUPS.join(', ')}.`;
 }

@@ -10,7 +10,7 @@ import {
   type PricedPart,
   type PriceObject,
 } from '../upstreams/prices';
-import { readUsageGroups, USAGE_GROUPS, type UsageGroup } from './usage-groups';
+import { invalidUsageGroupMessage, readUsageGroups, USAGE_GROUPS, type UsageGroup } from './usage-groups';
 
 /**
  * Usage per tenant, summed from the batches' own live counters (request_counts and usage, the
@@ -231,11 +231,7 @@ export class UsageStore {
 export function parseGroupBy(value: unknown, param = 'group_by'): UsageGroup[] {
   const read = readUsageGroups(value);
   if ('groups' in read) return read.groups;
-  throw invalidRequest(
-    `Invalid value for '${param}': ${echo(read.invalid)}. Supported: ${USAGE_GROUPS.join(', ')}.`,
-    param,
-    'invalid_value',
-  );
+  throw invalidRequest(invalidUsageGroupMessage(param, read.invalid), param, 'invalid_value');
 }
 
 /** A Unix-seconds query parameter (start_time, end_time), as OpenAI's usage API takes them. */
